@@ -1,0 +1,121 @@
+"""The registry of networks: name -> builder and default input size.
+
+    from hpsearch.models import build, MODELS
+    net = build("lenet")           # at the default input size
+    net = build("resnet", size=32)  # any size the layers accept; others raise UsageError
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hpsearch.errors import UsageError
+from hpsearch.models.alexnet import alexnet, alexnet_small
+from hpsearch.models.lenet import lenet
+from hpsearch.models.net28 import net28
+from hpsearch.models.resnet import resnet
+from hpsearch.models.vgg import vgg
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[[int], nn.Module]
+    default_size: int  # pixels per side of the (square, 1-channel) input
+    about: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("lenet", lenet, 28, "LeNet-5, sigmoid + average pooling"),
+        ModelSpec("alexnet", alexnet, 224, "AlexNet, 5 conv + 3 linear"),
+        ModelSpec("vgg", vgg, 224, "VGG-11, channels / 4"),
+        ModelSpec("resnet", resnet, 96, "ResNet-18"),
+        ModelSpec("alexnet_small", alexnet_small, 224, "the lab's simplified AlexNet"),
+        ModelSpec("net28", net28, 28, "the lab's 2-conv network for 28x28"),
+    )
+}
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+
+
+def _accepts(name: str, size: int) -> bool:
+    try:
+        _shape_check(name, size)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _shape_check(name: str, size: int) -> None:
+    with torch.device("meta"):
+        net = MODELS[name].builder(size)
+        out = net(torch.empty(2, 1, size, size))
+    if tuple(out.shape) != (2, 10):
+        raise RuntimeError(f"output shape {tuple(out.shape)}")
+
+
+@cache
+def min_size(name: str) -> int:
+    """Smallest input side the network accepts (sizes above it are accepted too)."""
+    return next(s for s in range(1, MODELS[name].default_size + 1) if _accepts(name, s))
+
+
+def check_size(name: str, size: int) -> None:
+    if size < 1 or not _accepts(name, size):
+        raise UsageError(
+            f"{name} cannot take {size}x{size} inputs: its layers shrink that to nothing. "
+            f"Use a size of at least {min_size(name)} (default {MODELS[name].default_size})."
+        )
+
+
+def build(name: str, size: int | None = None) -> nn.Module:
+    """A fresh network NAME for SIZE x SIZE inputs (default: the network's own size)."""
+    size = spec(name).default_size if size is None else size
+    check_size(name, size)
+    return MODELS[name].builder(size)
+
+
+def init_xavier(net: nn.Module) -> nn.Module:
+    """Xavier-uniform weights for every conv and linear layer, as the lab's loop did."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+    return net
+
+
+def param_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def forward_flops(name: str, size: int) -> int:
+    """Floating-point operations of one forward pass on one image (a multiply-add counts 2)."""
+    with torch.device("meta"):
+        net = MODELS[name].builder(size)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            net(torch.empty(1, 1, size, size))
+    return counter.get_total_flops()
+
+
+def layer_shapes(net: nn.Module, size: int) -> list[tuple[str, tuple[int, ...]]]:
+    """(layer class name, output shape) for each top-level layer, on one SIZE x SIZE image."""
+    x = torch.empty(1, 1, size, size, device="meta")
+    net = net.to("meta")
+    rows = []
+    for layer in net:
+        x = layer(x)
+        rows.append((type(layer).__name__, tuple(x.shape)))
+    return rows

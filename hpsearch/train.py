@@ -1,0 +1,376 @@
+"""One training run: a network, a plain config, the data splits -> per-epoch and per-run metrics.
+
+`train` is the whole loop, top to bottom. It knows nothing of Optuna: a study hooks in through
+the per-epoch callback, which sees each epoch's record and may return a reason to stop.
+
+Command line (one row of the lab's table):
+
+    python -m hpsearch.train lenet --epochs 10 --lr 0.9 --batch-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpsearch import data, lab, models
+from hpsearch.cli import positive, run_main
+from hpsearch.errors import UsageError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+# Optimizers whose momentum can be set, and the value used when it is not given.
+MOMENTUM_DEFAULTS = {"momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0}
+CHANCE = 1.0 / data.CLASSES
+CHANCE_MARGIN = 0.05  # a best val accuracy below CHANCE + this is "stuck at chance"
+# A batch loss above this counts as diverged even while finite (saturated sigmoids keep it
+# finite); a network at chance has a loss of ln(10) = 2.3.
+DIVERGED_LOSS = 1e3
+PROGRESS_POINTS = 5  # progress lines per epoch, as the lab's loop printed
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float | None = None  # None: MOMENTUM_DEFAULTS, or none at all for plain sgd/adam*
+    weight_decay: float = 0.0
+    epochs: int = 10
+    batch_size: int = 256
+    schedule: str = "constant"
+    resize: int | None = None  # input side in pixels; None: the network's default
+    seed: int = 0
+    workers: int = 0  # > 0: feed batches through a DataLoader with this many worker processes
+
+    @property
+    def size(self) -> int:
+        return self.resize or models.spec(self.model).default_size
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Refuse values no run can use, naming the field and what is allowed."""
+    models.spec(cfg.model)
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise UsageError(f"lr must be a finite number > 0, got {cfg.lr}")
+    if cfg.momentum is not None:
+        if cfg.optimizer not in MOMENTUM_DEFAULTS:
+            raise UsageError(
+                f"optimizer {cfg.optimizer!r} takes no momentum; momentum applies to "
+                f"{', '.join(MOMENTUM_DEFAULTS)} ('sgd' is plain SGD, as the lab ran it)"
+            )
+        if not 0 <= cfg.momentum < 1:
+            raise UsageError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.weight_decay < 0:
+        raise UsageError(f"weight decay must be >= 0, got {cfg.weight_decay}")
+    for name in ("epochs", "batch_size"):
+        if getattr(cfg, name) < 1:
+            raise UsageError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.workers < 0:
+        raise UsageError(f"workers must be >= 0, got {cfg.workers}")
+    models.check_size(cfg.model, cfg.size)
+    return cfg
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    momentum = cfg.momentum if cfg.momentum is not None else MOMENTUM_DEFAULTS.get(cfg.optimizer, 0.0)
+    wd = cfg.weight_decay
+    if cfg.optimizer in ("sgd", "momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=wd,
+                               nesterov=cfg.optimizer == "nesterov")
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=momentum, weight_decay=wd)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' takes cuda, then mps, then cpu; any other name is used as given."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        raise UsageError(f"device {name!r} is not usable here ({err}); try auto or cpu") from None
+    return device
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float  # example-weighted mean over this epoch's batches
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    seconds: float  # wall, data and evaluation included
+    examples_per_s: float  # training examples / seconds of the training phase (no evaluation)
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    epochs: list[EpochRecord] = field(default_factory=list)
+    total_loss: float = math.nan  # the lab's: example-weighted mean over every batch of every epoch
+    total_acc: float = math.nan
+    final_val_acc: float = math.nan
+    best_val_acc: float = math.nan
+    train_seconds: float = 0.0  # wall of the whole run, data and evaluation included
+    examples_per_s: float = 0.0  # training examples / seconds spent in training phases
+    params: int = 0
+    device: str = ""
+    status: str = "completed"  # completed | diverged | stopped
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        """A dict for json.dumps: NaN (a diverged run's loss) becomes null, as JSON has no NaN."""
+        return _finite_or_none(asdict(self))
+
+
+def _finite_or_none(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def device_batches(split: data.Split, batch_size: int, size: int,
+                   gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled batches as index slices of the device-resident uint8 images; the last batch
+    may be short, as with a DataLoader. Yields float [B, 1, size, size] and int64 [B]."""
+    order = torch.randperm(len(split), generator=gen).to(split.x.device)
+    for start in range(0, len(split), batch_size):
+        idx = order[start:start + batch_size]
+        yield data.to_input(split.x[idx], size), split.y[idx]
+
+
+def loader_batches(split: data.Split, batch_size: int, size: int, workers: int,
+                   gen: torch.Generator, device: torch.device):
+    """The lab's pipeline: per-image PIL resize + ToTensor in DataLoader worker processes."""
+    loader = torch.utils.data.DataLoader(
+        data.LabImages(split, size), batch_size=batch_size, shuffle=True, num_workers=workers,
+        generator=gen, persistent_workers=False,
+    )
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def eval_batch_size(batch_size: int, size: int) -> int:
+    """Evaluation needs no activations for backward: take batches of about 2M input pixels."""
+    return max(batch_size, min(4096, (1 << 21) // (size * size)))
+
+
+@torch.inference_mode()
+def evaluate(net: nn.Module, split: data.Split, size: int, batch_size: int,
+             device: torch.device) -> tuple[float, float]:
+    """(mean loss, accuracy) of NET on SPLIT; one host read at the end."""
+    net.eval()
+    sums = torch.zeros(2, device=device)  # [loss sum, correct]
+    with autocast(device):
+        for start in range(0, len(split), batch_size):
+            x = data.to_input(split.x[start:start + batch_size], size)
+            y = split.y[start:start + batch_size]
+            logits = net(x)
+            sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
+            sums[1] += (logits.argmax(1) == y).sum()
+    loss, correct = sums.tolist()
+    return loss / len(split), correct / len(split)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; float32 elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def progress_steps(n_steps: int) -> set[int]:
+    """The 1-based steps after which an epoch prints progress (PROGRESS_POINTS per epoch)."""
+    return {max(1, round(k * n_steps / PROGRESS_POINTS)) for k in range(1, PROGRESS_POINTS + 1)}
+
+
+EpochCallback = Callable[[EpochRecord], "str | None"]
+
+
+def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
+          on_epoch: EpochCallback | None = None,
+          log: Callable[[str], None] | None = None) -> RunResult:
+    """Train cfg.model on splits.train, evaluating on splits.val after each epoch.
+
+    ON_EPOCH sees each EpochRecord and may return a reason to stop (status 'stopped').
+    A non-finite training loss ends the run as 'diverged' at the next progress point.
+    Metrics stay on DEVICE in the hot loop; the host reads them only at progress points.
+    """
+    cfg = check_config(cfg)
+    log = log or (lambda line: None)
+    size = cfg.size
+    torch.manual_seed(cfg.seed)
+    net = models.init_xavier(models.build(cfg.model, size)).to(device)
+    opt = make_optimizer(cfg, net.parameters())
+    n_train = len(splits.train)
+    n_steps = math.ceil(n_train / cfg.batch_size)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_steps)
+             if cfg.schedule == "cosine" else None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    eval_bs = eval_batch_size(cfg.batch_size, size)
+    result = RunResult(cfg, params=models.param_count(net), device=str(device))
+    run_sums = torch.zeros(2, device=device)  # [loss sum, correct] over every batch of the run
+    seen = 0  # training examples over the run
+    phase_seconds = 0.0  # time in training phases, evaluation excluded
+    step_t = torch.zeros((), dtype=torch.long, device=device)  # the step, counted on the device
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss's step
+    checkpoints = progress_steps(n_steps)
+    start = time.perf_counter()
+
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        net.train()
+        sums = torch.zeros(2, device=device)  # [loss sum, correct] over this epoch
+        epoch_seen = 0
+        batches = (loader_batches(splits.train, cfg.batch_size, size, cfg.workers, gen, device)
+                   if cfg.workers else device_batches(splits.train, cfg.batch_size, size, gen))
+        for step, (x, y) in enumerate(batches, start=1):
+            with autocast(device):
+                logits = net(x)
+                loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            loss = loss.detach()
+            sums[0] += loss * len(y)
+            sums[1] += (logits.argmax(1) == y).sum()
+            step_t += 1
+            blown = ~torch.isfinite(loss) | (loss > DIVERGED_LOSS)
+            bad_step = torch.where((bad_step < 0) & blown, step_t, bad_step)
+            epoch_seen += len(y)
+            if step in checkpoints:
+                loss_sum, correct = sums.tolist()
+                log(f"epoch {epoch}/{cfg.epochs}  step {step}/{n_steps}  "
+                    f"loss {loss_sum / epoch_seen:.4f}  acc {correct / epoch_seen:.3f}")
+                if bad_step.item() >= 0:
+                    result.status = "diverged"
+                    bad_epoch, bad = divmod(int(bad_step.item()) - 1, n_steps)
+                    result.reason = (f"training loss non-finite or above {DIVERGED_LOSS:g} at "
+                                     f"epoch {bad_epoch + 1}, step {bad + 1} (lr {cfg.lr:g})")
+                    break
+        run_sums += sums
+        seen += epoch_seen
+        loss_sum, correct = sums.tolist()  # also waits for the device to finish the epoch
+        phase = time.perf_counter() - t0
+        phase_seconds += phase
+        val_loss, val_acc = evaluate(net, splits.val, size, eval_bs, device)
+        seconds = time.perf_counter() - t0
+        record = EpochRecord(epoch, loss_sum / epoch_seen, correct / epoch_seen, val_loss,
+                             val_acc, seconds, epoch_seen / phase)
+        result.epochs.append(record)
+        log(f"epoch {epoch}/{cfg.epochs}  val acc {val_acc:.4f}  val loss {val_loss:.4f}  "
+            f"({seconds:.1f} s, {record.examples_per_s:,.0f} examples/s)")
+        if result.status == "diverged":
+            break
+        stop = on_epoch(record) if on_epoch is not None else None
+        if stop:
+            result.status, result.reason = "stopped", stop
+            break
+
+    result.train_seconds = time.perf_counter() - start
+    loss_sum, correct = run_sums.tolist()
+    result.total_loss, result.total_acc = loss_sum / seen, correct / seen
+    result.final_val_acc = result.epochs[-1].val_acc
+    result.best_val_acc = max(r.val_acc for r in result.epochs)
+    result.examples_per_s = seen / phase_seconds
+    if result.status == "completed" and result.best_val_acc < CHANCE + CHANCE_MARGIN:
+        result.reason = (f"stuck at chance accuracy: best val acc {result.best_val_acc:.3f} "
+                         f"with {data.CLASSES} classes")
+    return result
+
+
+def summary_line(r: RunResult) -> str:
+    line = (f"{r.config.model}: total loss {r.total_loss:.4f}, total acc {r.total_acc:.4f}, "
+            f"val acc {r.final_val_acc:.4f}, {r.train_seconds:.1f} s, "
+            f"{r.examples_per_s:,.0f} examples/s, {r.status}")
+    return line + (f" ({r.reason})" if r.reason else "")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m hpsearch.train",
+        description="Train one network once on Fashion-MNIST (one row of the lab's table). "
+                    "Unset hyperparameters default to the lab's baseline for that network.",
+    )
+    p.add_argument("model", choices=list(models.MODELS), metavar="MODEL",
+                   help=f"one of: {', '.join(models.MODELS)}")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the lab's (sgd)")
+    p.add_argument("--lr", type=positive(float, "--lr"), help="learning rate (> 0)")
+    p.add_argument("--momentum", type=float, help=f"for {', '.join(MOMENTUM_DEFAULTS)} only")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant")
+    p.add_argument("--epochs", type=positive(int, "--epochs"))
+    p.add_argument("--batch-size", type=positive(int, "--batch-size"))
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader worker processes; 0 (default) keeps the data on the device")
+    p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
+                   help="input side in pixels (default: the network's own)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
+    p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
+                   help="train on a stratified subset of N images of the training split")
+    p.add_argument("--val-size", type=positive(int, "--val-size"), default=10_000,
+                   help="validation images held out of the 60,000 (default 10000)")
+    p.add_argument("--data-dir", type=Path, help="folder with the four Fashion-MNIST IDX files "
+                   "(default: $HPSEARCH_DATA, the prepared cache, /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the whole result here")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = lab.baseline(args.model)
+    given = {"optimizer": args.optimizer, "lr": args.lr, "epochs": args.epochs,
+             "batch_size": args.batch_size}
+    chosen = {k: v if v is not None else base[k] for k, v in given.items()}
+    return check_config(TrainConfig(
+        model=args.model, momentum=args.momentum, weight_decay=args.weight_decay,
+        schedule=args.schedule, resize=args.resize, seed=args.seed, workers=args.workers,
+        **chosen))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    device = pick_device(args.device)
+    arrays = data.load(args.data_dir or data.env_data_dir())
+    splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
+                              train_subset=args.train_subset)
+    print(f"{cfg.model} at {cfg.size}x{cfg.size} on {device}: {cfg.optimizer} lr {cfg.lr:g}, "
+          f"{cfg.epochs} epochs, batch {cfg.batch_size}; {len(splits.train)} train / "
+          f"{len(splits.val)} val images from {arrays.source}", flush=True)
+    result = train(cfg, splits, device, log=lambda line: print(line, flush=True))
+    print(summary_line(result))
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

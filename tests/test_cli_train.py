@@ -1,0 +1,61 @@
+import json
+
+from conftest import run_cli, write_idx_set
+
+
+def test_train_command_prints_progress_and_writes_json(tmp_path):
+    out = tmp_path / "run.json"
+    p = run_cli("hpsearch.train", "lenet", "--epochs", "2", "--train-subset", "2000",
+                "--device", "cpu", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert sum(" step " in line for line in lines) == 10  # five per epoch
+    assert sum("val acc" in line for line in lines if line.startswith("epoch")) == 2
+    assert lines[-1].startswith("lenet: total loss ") and "examples/s" in lines[-1]
+    result = json.loads(out.read_text())
+    assert result["config"]["lr"] == 0.9 and result["config"]["batch_size"] == 256  # lab baseline
+    assert len(result["epochs"]) == 2 and result["status"] == "completed"
+    assert {"total_loss", "total_acc", "final_val_acc", "train_seconds", "examples_per_s",
+            "params", "device", "reason"} <= result.keys()
+
+
+def test_diverged_run_exits_zero_and_says_so(tmp_path):
+    p = run_cli("hpsearch.train", "net28", "--epochs", "1", "--train-subset", "1000",
+                "--lr", "1e6", "--json", str(tmp_path / "r.json"))
+    assert p.returncode == 0, p.stderr
+    assert "diverged" in p.stdout.splitlines()[-1]
+    assert json.loads((tmp_path / "r.json").read_text())["status"] == "diverged"
+
+
+def test_bad_flags_exit_2_with_what_is_allowed():
+    cases = [
+        (["resnet50"], "invalid choice: 'resnet50' (choose from 'lenet'"),
+        (["lenet", "--optimizer", "lbfgs"], "choose from 'sgd', 'momentum'"),
+        (["lenet", "--lr", "0"], "--lr must be > 0, got 0"),
+        (["lenet", "--lr", "abc"], "--lr must be a float"),
+        (["lenet", "--batch-size", "0"], "--batch-size must be > 0"),
+        (["lenet", "--momentum", "0.9"], "takes no momentum"),
+        (["alexnet", "--resize", "28"], "alexnet cannot take 28x28 inputs"),
+        (["lenet", "--device", "tpu"], "device 'tpu' is not usable here"),
+    ]
+    for args, message in cases:
+        p = run_cli("hpsearch.train", *args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert message in p.stderr, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+
+
+def test_bad_data_dir_exit_2_names_the_file(tmp_path):
+    write_idx_set(tmp_path)  # random contents: the real checksums cannot match
+    p = run_cli("hpsearch.train", "lenet", "--data-dir", str(tmp_path))
+    assert p.returncode == 2
+    assert "train-images-idx3-ubyte" in p.stderr and "apt-get install" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_models_command():
+    p = run_cli("hpsearch.models")
+    assert p.returncode == 0
+    assert "46,764,746" in p.stdout and "MFLOPs" in p.stdout
+    p = run_cli("hpsearch.models", "resnet", "--resize", "64")
+    assert p.returncode == 0 and "(1, 10)" in p.stdout
