@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -140,10 +140,15 @@ class RunResult:
     device: str = ""
     status: str = "completed"  # completed | diverged | stopped
     reason: str = ""
+    model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained net
 
     def to_json(self) -> dict:
-        """A dict for json.dumps: NaN (a diverged run's loss) becomes null, as JSON has no NaN."""
-        return _finite_or_none(asdict(self))
+        """A dict for json.dumps, without the network: NaN (a diverged run's loss) becomes
+        null, as JSON has no NaN."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        doc["config"] = asdict(self.config)
+        doc["epochs"] = [asdict(e) for e in self.epochs]
+        return _finite_or_none(doc)
 
 
 def _finite_or_none(obj):
@@ -233,7 +238,7 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
              if cfg.schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(cfg.seed)
     eval_bs = eval_batch_size(cfg.batch_size, size)
-    result = RunResult(cfg, params=models.param_count(net), device=str(device))
+    result = RunResult(cfg, params=models.param_count(net), device=str(device), model=net)
     run_sums = torch.zeros(2, device=device)  # [loss sum, correct] over every batch of the run
     seen = 0  # training examples over the run
     phase_seconds = 0.0  # time in training phases, evaluation excluded

@@ -1,0 +1,67 @@
+"""The Optuna glue: one trial = suggest a config from the space, train it, store what a user
+needs to judge it. The training loop itself knows nothing of Optuna; it sees a callback."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import optuna
+import torch
+
+from hpsearch import data, space as spaces
+from hpsearch.train import RunResult, TrainConfig, train
+
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_seconds",
+             "examples_per_s", "params", "device", "status", "reason")
+
+
+class Diverged(Exception):
+    """A trial's training loss blew up; the trial ends as FAIL with the reason stored."""
+
+
+def store_result(trial: optuna.Trial, result: RunResult) -> None:
+    """Per-epoch curves (one list per metric, index i = epoch i+1) and the run's metrics."""
+    doc = result.to_json()
+    for name in CURVES:
+        trial.set_user_attr(name, [e[name] for e in doc["epochs"]])
+    trial.set_user_attr("epochs_run", len(doc["epochs"]))
+    for name in RUN_ATTRS:
+        trial.set_user_attr(name, doc[name])
+
+
+@dataclass
+class Objective:
+    """Callable for study.optimize. Two objectives: (val accuracy up, training seconds down);
+    Optuna cannot prune those, so then no intermediate values are reported."""
+
+    space: spaces.Space
+    splits: data.Splits
+    device: torch.device
+    seed: int = 0
+    two_objectives: bool = False
+    log: Callable[[str], None] | None = None
+
+    def __call__(self, trial: optuna.Trial):
+        cfg = TrainConfig(model=self.space.network, seed=self.seed,
+                          **spaces.suggest(trial, self.space))
+        trial.set_user_attr("config", asdict(cfg))
+
+        def on_epoch(record) -> str | None:
+            if self.two_objectives:
+                return None
+            trial.report(record.val_acc, record.epoch)
+            if trial.should_prune():
+                return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
+            return None
+
+        result = train(cfg, self.splits, self.device, on_epoch=on_epoch, log=self.log)
+        store_result(trial, result)
+        if result.status == "stopped":
+            raise optuna.TrialPruned(result.reason)
+        if result.status == "diverged":
+            raise Diverged(result.reason)
+        if self.two_objectives:
+            return result.final_val_acc, result.train_seconds
+        return result.final_val_acc

@@ -1,0 +1,56 @@
+"""Optuna storage: which URL, with what settings, and a clear error when a study is absent."""
+
+from __future__ import annotations
+
+import os
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from hpsearch.errors import UsageError
+
+DEFAULT_URL = "sqlite:///hpsearch.db"  # embedded, in the working directory
+HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often ...
+GRACE_SECONDS = 30  # ... and counts as dead (then failed and retried) after this long without
+MAX_RETRY = 2  # times a trial of a dead worker is re-run with the same parameters
+
+
+def resolve_url(url: str | None) -> str:
+    """--storage, else $HPSEARCH_STORAGE, else the SQLite file hpsearch.db here."""
+    return url or os.environ.get("HPSEARCH_STORAGE") or DEFAULT_URL
+
+
+def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS,
+                 grace: int = GRACE_SECONDS) -> RDBStorage:
+    """An RDB storage whose heartbeat lets a later run (or another worker) fail and retry the
+    trial of a process that was killed mid-trial, through Optuna's own mechanism."""
+    if url.startswith("postgresql://"):
+        raise UsageError(
+            f"storage URL {url!r} names no driver; write postgresql+psycopg2://... "
+            "(install the driver with: pip install 'hpsearch[postgres]')")
+    engine_kwargs = {}
+    if url.startswith("sqlite"):
+        # Wait for a lock rather than failing at once when two processes write together.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        return RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+        )
+    except ImportError as err:
+        raise UsageError(f"storage {url!r} needs a driver that is not installed ({err}); "
+                         "for PostgreSQL: pip install 'hpsearch[postgres]'") from None
+    except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open"
+        raise UsageError(f"cannot open storage {url!r}: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0]}") from None
+
+
+def load_study(name: str, storage: RDBStorage) -> optuna.Study:
+    """An existing study; a missing one lists those that exist."""
+    names = optuna.get_all_study_names(storage)
+    if name not in names:
+        listing = ", ".join(sorted(names)) if names else "none"
+        raise UsageError(f"no study named {name!r} in {storage.url}; studies there: {listing}")
+    return optuna.load_study(study_name=name, storage=storage)

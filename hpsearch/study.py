@@ -1,0 +1,318 @@
+"""Run an Optuna study over one network's search space.
+
+    python -m hpsearch.study resnet --trials 40
+    python -m hpsearch.study lenet --trials 20 --train-subset 10000 --max-epochs 5
+    python -m hpsearch.study lab-lenet          # the lab's one-factor-at-a-time runs
+
+The study lives in the storage (SQLite file hpsearch.db by default): stop it at any time, run
+the same command again, and it continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch import data, space as spaces, storage as stores
+from hpsearch.cli import positive, run_main
+from hpsearch.errors import UsageError
+from hpsearch.objective import Diverged, Objective
+from hpsearch.train import pick_device
+
+SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+TWO_OBJECTIVES = ("maximize", "minimize")  # val accuracy, training seconds
+
+
+def find_space_file(name: str, given: Path | None) -> Path:
+    """--space, else studies/NAME.toml in the working directory, else the one shipped here."""
+    if given is not None:
+        return given
+    for folder in (Path("studies"), STUDIES_DIR):
+        if (folder / f"{name}.toml").is_file():
+            return folder / f"{name}.toml"
+    known = sorted(p.stem for p in STUDIES_DIR.glob("*.toml"))
+    raise UsageError(f"no search space for {name!r} (looked for studies/{name}.toml); "
+                     f"known: {', '.join(known)}; or pass --space FILE")
+
+
+def make_sampler(name: str, seed: int | None, space: spaces.Space) -> optuna.samplers.BaseSampler:
+    """Optuna's samplers, with defaults for CNN studies of tens of trials."""
+    if name == "tpe":
+        # multivariate + group: the space is conditional (parameters per optimizer);
+        # constant_liar: parallel workers do not all propose the same point.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True,
+                                          group=True, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {}
+        for p in space.params:
+            if not isinstance(p.distribution, optuna.distributions.CategoricalDistribution):
+                raise UsageError(f"the grid sampler needs choices for every parameter; "
+                                 f"{p.name} in {space.path} is a range")
+            if p.optimizers is not None:
+                raise UsageError(f"the grid sampler cannot search {p.name}, which exists only for "
+                                 f"some optimizers; use tpe or random")
+            grid[p.name] = list(p.distribution.choices)
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Steps are 1-based epochs. The median pruner waits for 5 finished trials and never
+    prunes after epoch 1 (slow starters such as sigmoid LeNet sit near chance there)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2),
+                                              reduction_factor=3)
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def max_epochs_of(space: spaces.Space) -> int:
+    """The most epochs any trial of SPACE can train (for Hyperband's resource)."""
+    most = space.fixed.get("epochs", 1)
+    for p in space.params:
+        if p.field == "epochs":
+            d = p.distribution
+            most = max(most, max(d.choices) if hasattr(d, "choices") else d.high)
+    return max([most] + [r["epochs"] for r in space.lab_rows])
+
+
+def study_setup(args: argparse.Namespace, space: spaces.Space) -> dict:
+    """What makes trials of one study comparable; stored with the study, checked on resume."""
+    return {"network": space.network, "space": str(space.path.name), "seed": args.seed,
+            "train_subset": args.train_subset, "val_size": args.val_size,
+            "resize": space.fixed.get("resize"), "max_epochs": args.max_epochs,
+            "objectives": "accuracy,time" if args.two_objectives else "accuracy"}
+
+
+def open_study(args: argparse.Namespace, storage, space: spaces.Space) -> optuna.Study:
+    setup = study_setup(args, space)
+    directions = list(TWO_OBJECTIVES) if args.two_objectives else ["maximize"]
+    study = optuna.create_study(
+        study_name=args.study_name, storage=storage, load_if_exists=True,
+        sampler=make_sampler(args.sampler, args.seed, space),
+        pruner=make_pruner(args.pruner, max_epochs_of(space)), directions=directions)
+    stored = study.user_attrs.get("setup")
+    if stored is None:
+        study.set_user_attr("setup", setup)
+        study.set_metric_names(["val_accuracy", "train_seconds"][:len(directions)])
+    elif stored != setup:
+        diff = ", ".join(f"{k}: stored {stored.get(k)!r}, now {setup[k]!r}"
+                         for k in setup if stored.get(k) != setup[k])
+        raise UsageError(f"study {args.study_name!r} in {storage.url} was run with other "
+                         f"settings ({diff}); use the same options, or a new --study-name")
+    return study
+
+
+def enqueue_lab_rows(study: optuna.Study, space: spaces.Space) -> int:
+    """Queue each lab row that has no finished, running or waiting trial; return how many
+    rows are still to run. A trial cut short by Ctrl-C is queued again on the next run."""
+    states = FINISHED + (TrialState.RUNNING, TrialState.WAITING)
+    done = {t.user_attrs.get("lab_row") for t in study.get_trials(deepcopy=False, states=states)}
+    for i, (row, label) in enumerate(zip(space.lab_rows, space.lab_labels)):
+        if i not in done:
+            study.enqueue_trial(row, user_attrs={"lab_row": i, "lab_label": label})
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
+    """One line per finished trial: number, state, value, seconds, params, best so far."""
+    seconds = t.duration.total_seconds() if t.duration else 0.0
+    if t.state == TrialState.COMPLETE:
+        value = " ".join(f"{v:.4f}" for v in t.values)
+    elif t.state == TrialState.PRUNED and t.intermediate_values:
+        value = f"{t.intermediate_values[max(t.intermediate_values)]:.4f}"
+    else:
+        value = "-"
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    line = f"trial {t.number:>3} {t.state.name:<8} value {value}  {seconds:6.1f} s  {params}"
+    reason = t.user_attrs.get("reason")
+    if reason:
+        line += f"  [{reason}]"
+    return line + "  | " + best_phrase(study)
+
+
+def best_phrase(study: optuna.Study) -> str:
+    try:
+        best = study.best_trials
+    except ValueError:
+        best = []
+    if not best:
+        return "no completed trial yet"
+    if len(study.directions) > 1:
+        return f"Pareto front: {len(best)} trials"
+    return f"best: trial {best[0].number} ({best[0].value:.4f})"
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class _HideDiverged(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a diverged run is an expected outcome,
+    already reported on our own trial line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], Diverged))
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.get_logger("optuna").addFilter(_HideDiverged())
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m hpsearch.study",
+        description="Run (or continue) an Optuna study of one network on Fashion-MNIST.",
+        epilog="NAME is a network (lenet, alexnet, vgg, resnet, alexnet_small, net28) searched "
+               "over studies/NAME.toml, or a lab study (lab-lenet, lab-alexnet, lab-vgg, "
+               "lab-resnet) that runs the lab's one-factor-at-a-time configurations.")
+    p.add_argument("name", metavar="NAME", help="network or lab study")
+    p.add_argument("--trials", type=positive(int, "--trials"), metavar="N",
+                   help="trials to run in this invocation (default: 10; lab studies: the rows "
+                        "not yet run)")
+    p.add_argument("--total-trials", type=positive(int, "--total-trials"), metavar="N",
+                   help="stop once the study holds N finished (complete or pruned) trials, "
+                        "counting those of earlier runs and other workers")
+    p.add_argument("--timeout", type=positive(float, "--timeout"), metavar="SECONDS",
+                   help="stop starting trials after this many seconds")
+    p.add_argument("--storage", metavar="URL",
+                   help=f"SQLAlchemy URL (default: $HPSEARCH_STORAGE or {stores.DEFAULT_URL})")
+    p.add_argument("--study-name", help="default: NAME")
+    p.add_argument("--space", type=Path, metavar="FILE", help="default: studies/NAME.toml")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe")
+    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--two-objectives", action="store_true",
+                   help="maximise val accuracy and minimise training seconds (a Pareto front; "
+                        "no pruning)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and training")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
+    p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
+                   help="train every trial on a stratified subset of N training images")
+    p.add_argument("--val-size", type=positive(int, "--val-size"), default=10_000)
+    p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
+                   help="input side in pixels (default: the network's own)")
+    p.add_argument("--max-epochs", type=positive(int, "--max-epochs"), metavar="N",
+                   help="cap every trial's epochs (clips the space's epoch range)")
+    p.add_argument("--data-dir", type=Path, help="folder with the four Fashion-MNIST IDX files")
+    p.add_argument("--heartbeat", type=positive(int, "--heartbeat"),
+                   default=stores.HEARTBEAT_SECONDS, metavar="SECONDS",
+                   help=f"trial heartbeat interval; a trial silent for "
+                        f"{stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS}x this is failed and "
+                        f"retried (default {stores.HEARTBEAT_SECONDS})")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines, only per-trial")
+    args = p.parse_args(argv)
+    args.study_name = args.study_name or args.name
+    return args
+
+
+def load_space(args: argparse.Namespace) -> spaces.Space:
+    space = spaces.load(find_space_file(args.name, args.space))
+    if args.resize is not None:
+        space = spaces.Space(space.path, space.network, space.params,
+                             {**space.fixed, "resize": args.resize}, space.lab_rows,
+                             space.lab_labels)
+    from hpsearch import models
+    models.check_size(space.network, space.fixed.get("resize") or
+                      models.spec(space.network).default_size)
+    if args.max_epochs is not None:
+        space = spaces.cap_epochs(space, args.max_epochs)
+    return space
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_optuna()
+    space = load_space(args)  # a bad file stops here, before the storage is touched
+    device = pick_device(args.device)
+    url = stores.resolve_url(args.storage)
+    storage = stores.open_storage(url, heartbeat=args.heartbeat,
+                                  grace=args.heartbeat * stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS)
+    arrays = data.load(args.data_dir or data.env_data_dir())
+    splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
+                              train_subset=args.train_subset)
+    study = open_study(args, storage, space)
+    n_trials = args.trials
+    if space.is_lab:
+        pending = enqueue_lab_rows(study, space)
+        n_trials = n_trials or pending
+    elif n_trials is None and args.total_trials is None:
+        n_trials = 10
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    print(f"study {study.study_name!r} ({space.network}, {space.path}) in {url}: "
+          f"{finished} finished trials so far; running "
+          f"{n_trials if n_trials is not None else 'until'} more"
+          + (f" (at most {args.total_trials} in all)" if args.total_trials else "")
+          + f" on {device}, {len(splits.train)} train / {len(splits.val)} val images",
+          flush=True)
+
+    callbacks = [lambda s, t: print(trial_line(s, t), flush=True)]
+    if args.total_trials:
+        callbacks.append(MaxTrialsCallback(args.total_trials, states=FINISHED))
+        if finished >= args.total_trials:
+            n_trials = 0
+    log = None if args.quiet else (lambda line: print("    " + line, flush=True))
+    objective = Objective(space, splits, device, args.seed, args.two_objectives, log)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C
+    start = time.perf_counter()
+    try:
+        if n_trials != 0:
+            study.optimize(objective, n_trials=n_trials, timeout=args.timeout,
+                           callbacks=callbacks, catch=(Diverged,), gc_after_trial=True)
+    except KeyboardInterrupt:
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        print(f"\ninterrupted: {finished} finished trials are safe in {url}; "
+              f"run the same command to continue", file=sys.stderr)
+        return 130
+    print(f"\n{time.perf_counter() - start:.1f} s; " + summary(study, url))
+    return 0
+
+
+def summary(study: optuna.Study, url: str) -> str:
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    lines = [f"study {study.study_name!r}: " +
+             ", ".join(f"{n} {k}" for k, n in counts.items() if n)]
+    try:
+        best = study.best_trials
+    except ValueError:
+        best = []
+    for t in best[:5]:
+        values = ", ".join(f"{v:.4f}" for v in t.values)
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        lines.append(f"best trial {t.number}: {values} with {params}")
+    if not best:
+        lines.append("no completed trial yet")
+    lines.append(f"storage: {url}")
+    lines.append(f"export:  python -m hpsearch.export {study.study_name} --storage {url}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

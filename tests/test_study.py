@@ -1,0 +1,267 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from conftest import ROOT, run_cli
+from hpsearch import space as spaces
+from hpsearch.objective import Diverged, Objective
+from hpsearch.study import make_pruner, quiet_optuna
+
+# A study sized for tests: 1,000 training images, 1,000 validation images, 2 epochs.
+SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
+
+
+def states(url: str, name: str) -> list[str]:
+    study = optuna.load_study(study_name=name, storage=url)
+    return [t.state.name for t in study.get_trials()]
+
+
+def test_study_runs_n_trials_and_stores_them(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--storage", url, *SMALL)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("\ntrial ") == 3 and "best trial" in p.stdout and url in p.stdout
+    study = optuna.load_study(study_name="lenet", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    t = trials[0]
+    for attr in ("train_loss", "train_acc", "val_acc", "seconds", "total_loss", "total_acc",
+                 "train_seconds", "examples_per_s", "device", "params", "status", "reason",
+                 "config"):
+        assert attr in t.user_attrs, attr
+    assert len(t.user_attrs["val_acc"]) == t.user_attrs["epochs_run"] == len(t.intermediate_values)
+    assert t.user_attrs["params"] == 61_706 and t.params["epochs"] <= 2
+    # The same command again continues the same study.
+    p = run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url, *SMALL)
+    assert p.returncode == 0, p.stderr
+    assert "3 finished trials so far" in p.stdout
+    assert len(states(url, "lenet")) == 5
+
+
+def small_splits_for(arrays, n=1000):
+    from hpsearch import data
+    return data.make_splits(arrays, torch.device("cpu"), val_size=1000, seed=0,
+                            train_subset=n)
+
+
+def test_pruner_prunes_a_hopeless_trial(arrays, tmp_path):
+    quiet_optuna()
+    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 4)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 4),
+                                storage=f"sqlite:///{tmp_path}/p.db")
+    for _ in range(5):  # five good trials set the median ...
+        study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 4})
+    # ... then plain SGD with a tiny step leaves LeNet's sigmoids at chance.
+    study.enqueue_trial({"optimizer": "sgd", "lr_sgd": 0.01, "batch_size": 512, "epochs": 4})
+    study.optimize(Objective(space, small_splits_for(arrays), torch.device("cpu")), n_trials=6)
+    trials = study.get_trials()
+    assert [t.state for t in trials[:5]] == [TrialState.COMPLETE] * 5
+    last = trials[5]
+    assert last.state == TrialState.PRUNED
+    assert last.user_attrs["status"] == "stopped"
+    assert last.user_attrs["reason"].startswith("pruned after epoch 2")
+    assert last.user_attrs["epochs_run"] == 2
+
+
+def test_divergence_is_recorded_and_the_study_goes_on(arrays):
+    quiet_optuna()
+    base = spaces.cap_epochs(spaces.load(ROOT / "studies" / "net28.toml"), 1)
+    sized = tuple(p for p in base.params if p.field in ("batch_size", "epochs"))
+    study = optuna.create_study(direction="maximize")
+    objective = Objective(spaces.Space(base.path, "net28", sized, {"optimizer": "sgd", "lr": 1e6}),
+                          small_splits_for(arrays), torch.device("cpu"))
+    study.optimize(objective, n_trials=1, catch=(Diverged,))  # no exception escapes
+    objective.space = spaces.Space(base.path, "net28", sized, {"optimizer": "adam", "lr": 1e-3})
+    study.optimize(objective, n_trials=1, catch=(Diverged,))
+    first, second = study.get_trials()
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["status"] == "diverged" and "epoch 1, step" in first.user_attrs["reason"]
+    assert second.state == TrialState.COMPLETE and second.value > 0.3
+
+
+BAD_SPACES = [
+    ('network = "lenet"\n[params.lr]\ntype = "float"\nlow = 0.1\nhigh = 1.0\nhi = 2\n',
+     "params.lr: unknown key 'hi'; allowed: type, low, high"),
+    ('network = "lenet"\n[params.lr]\ntype = "float"\nlow = 1.0\nhigh = 0.1\n',
+     "params.lr: low (1.0) > high (0.1)"),
+    ('network = "lenet"\n[params.weight_decay]\ntype = "float"\nlow = 0.0\nhigh = 0.1\nlog = true\n',
+     "params.weight_decay: log scale needs low > 0"),
+    ('network = "lenet"\n[params.batch_size]\ntype = "categorical"\nchoices = [64, "big"]\n',
+     "params.batch_size.choices: batch_size must be a whole number >= 1, got 'big'"),
+    ('network = "lenet"\n[params.optimizer]\ntype = "categorical"\nchoices = ["sgd", "lion"]\n',
+     "optimizer 'lion' is unknown; allowed: sgd, momentum"),
+    ('network = "lenet5"\n[params.lr]\ntype = "float"\nlow = 0.1\nhigh = 1.0\n',
+     "network: 'lenet5' is not a network; allowed: lenet"),
+    ('network = "lenet"\n[params.momentum]\ntype = "float"\nlow = 0.1\nhigh = 0.9\n',
+     "optimizer 'sgd' takes no momentum"),
+    ('network = "lenet"\n[params.lr\n', "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_SPACES)
+def test_bad_space_is_refused_in_process(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(spaces.SpaceError, match=str(path)) as err:
+        spaces.load(path)
+    assert message in str(err.value)
+
+
+def test_bad_space_file_exits_2_before_any_trial_and_leaves_storage_intact(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL)
+    assert p.returncode == 0, p.stderr
+    before = (tmp_path / "s.db").read_bytes()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BAD_SPACES[1][0])
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, "--space", str(bad),
+                *SMALL)
+    assert p.returncode == 2
+    assert str(bad) in p.stderr and "low (1.0) > high (0.1)" in p.stderr
+    assert "Traceback" not in p.stderr and "trial" not in p.stdout
+    assert (tmp_path / "s.db").read_bytes() == before
+
+
+def test_resumed_study_must_keep_its_settings(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url,
+                   *SMALL).returncode == 0
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url,
+                "--train-subset", "2000", "--val-size", "1000", "--max-epochs", "2")
+    assert p.returncode == 2 and "train_subset: stored 1000, now 2000" in p.stderr
+
+
+def test_sigkill_loses_nothing_and_the_same_command_finishes(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--total-trials", "5", "--storage",
+           url, "--heartbeat", "1", "--train-subset", "3000", "--val-size", "1000",
+           "--max-epochs", "3", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    done = []
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            done = [s for s in states(url, "lenet") if s == "COMPLETE"]
+        except Exception:  # the study is not created yet
+            continue
+        if len(done) >= 2:
+            break
+    time.sleep(1.0)  # into the next trial
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = states(url, "lenet")
+    assert killed.count("COMPLETE") >= 2
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    final = optuna.load_study(study_name="lenet", storage=url).get_trials()
+    finished = [t for t in final if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 5
+    assert "RUNNING" not in [t.state.name for t in final]
+    # Every trial finished before the kill is still there, unchanged.
+    for number, state in enumerate(killed):
+        if state == "COMPLETE":
+            assert final[number].state == TrialState.COMPLETE
+    if "RUNNING" in killed:  # the killed trial was failed by heartbeat and retried
+        n = killed.index("RUNNING")
+        assert final[n].state == TrialState.FAIL
+        assert any(t.system_attrs.get("failed_trial") == n for t in final)
+
+
+def test_sigint_exits_cleanly_and_keeps_finished_trials(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--trials", "50", "--storage", url,
+           "--train-subset", "3000", "--val-size", "1000", "--max-epochs", "3", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("trial "):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "run the same command to continue" in err
+    assert "Traceback" not in err
+    assert states(url, "lenet").count("COMPLETE") >= 1
+
+
+LAB = {  # DESIGN.md: baseline (optimizer, lr, epochs, batch size, workers), then the variations
+    "lenet": (("sgd", 0.9, 10, 256, 0), {"optimizer": ["adam"], "lr": [0.01, 1.5, 3],
+                                         "epochs": [20, 100, 150], "batch_size": [128, 512]}),
+    "alexnet": (("sgd", 0.01, 10, 128, 4), {"optimizer": ["adam"], "lr": [0.001, 0.5],
+                                            "epochs": [5, 20], "batch_size": [64, 256],
+                                            "workers": [8]}),
+    "vgg": (("sgd", 0.05, 10, 128, 4), {"optimizer": ["adam"], "lr": [0.5, 0.001],
+                                        "epochs": [5, 20], "batch_size": [64, 256],
+                                        "workers": [8]}),
+    "resnet": (("sgd", 0.05, 10, 256, 0), {"optimizer": ["adam"], "lr": [0.001, 0.5],
+                                           "epochs": [5, 20], "batch_size": [128, 512]}),
+}
+FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
+
+
+@pytest.mark.parametrize("network", list(LAB))
+def test_lab_files_hold_exactly_the_labs_configurations(network):
+    from hpsearch import lab
+    space = spaces.load(ROOT / "studies" / f"lab-{network}.toml")
+    base = dict(zip(FACTORS, LAB[network][0]))
+    expected = [base] + [{**base, k: v} for k, vs in LAB[network][1].items() for v in vs]
+    assert space.network == network
+    assert list(space.lab_rows) == expected
+    assert space.lab_labels[0] == "baseline"
+    assert lab.baseline(network) == base  # the train command's defaults agree
+
+
+def test_lab_study_runs_every_row_once(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    args = ["hpsearch.study", "lab-lenet", "--storage", url, "--train-subset", "500",
+            "--val-size", "500", "--max-epochs", "1", "--quiet"]
+    p = run_cli(*args)
+    assert p.returncode == 0, p.stderr
+    trials = optuna.load_study(study_name="lab-lenet", storage=url).get_trials()
+    assert [t.user_attrs["lab_row"] for t in trials] == list(range(10))
+    assert trials[1].params["optimizer"] == "adam" and trials[1].user_attrs["lab_label"] == "optimizer=adam"
+    p = run_cli(*args)  # nothing left to run
+    assert p.returncode == 0 and len(states(url, "lab-lenet")) == 10
+
+
+def test_export_json(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url,
+                   *SMALL).returncode == 0
+    out = tmp_path / "best.json"
+    p = run_cli("hpsearch.export", "lenet", "--storage", url, "--out", str(out),
+                "--train-subset", "1000", "--quiet")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["study"] == "lenet" and doc["network"] == "lenet"
+    assert doc["directions"] == ["maximize"]
+    study = optuna.load_study(study_name="lenet", storage=url)
+    assert doc["best_value"] == study.best_value and doc["params"] == study.best_params
+    assert doc["user_attrs"]["total_acc"] == study.best_trial.user_attrs["total_acc"]
+    assert 0 < doc["test"]["test_accuracy"] <= 1
+    assert "10000 Fashion-MNIST test images" in doc["test"]["evaluated_on"]
+    assert doc["command"].startswith("python -m hpsearch.train lenet --optimizer ")
+    assert set(doc["versions"]) == {"torch", "torchvision", "optuna"}
+    p = run_cli("hpsearch.export", "nosuch", "--storage", url)
+    assert p.returncode == 2 and "studies there: lenet" in p.stderr
+
+
+def test_two_objectives_export_a_pareto_front(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--two-objectives", "--storage", url,
+                *SMALL)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "best.json"
+    p = run_cli("hpsearch.export", "lenet", "--storage", url, "--out", str(out), "--no-test")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["directions"] == ["maximize", "minimize"]
+    assert doc["pareto_front"] and all(len(t["values"]) == 2 for t in doc["pareto_front"])
