@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.study import MaxTrialsCallback
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import data, space as spaces, storage as stores
@@ -105,13 +107,19 @@ def study_setup(args: argparse.Namespace, space: spaces.Space) -> dict:
             "objectives": "accuracy,time" if args.two_objectives else "accuracy"}
 
 
+def sampler_seed(args: argparse.Namespace) -> int:
+    return args.seed if args.sampler_seed is None else args.sampler_seed
+
+
 def open_study(args: argparse.Namespace, storage, space: spaces.Space) -> optuna.Study:
     setup = study_setup(args, space)
     directions = list(TWO_OBJECTIVES) if args.two_objectives else ["maximize"]
     study = optuna.create_study(
         study_name=args.study_name, storage=storage, load_if_exists=True,
-        sampler=make_sampler(args.sampler, args.seed, space),
         pruner=make_pruner(args.pruner, max_epochs_of(space)), directions=directions)
+    # Offset the seed by the trials already there: a resumed study must not replay the random
+    # start-up proposals of its first run, while a fresh study stays reproducible.
+    study.sampler = make_sampler(args.sampler, sampler_seed(args) + len(study.trials), space)
     stored = study.user_attrs.get("setup")
     if stored is None:
         study.set_user_attr("setup", setup)
@@ -211,7 +219,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--two-objectives", action="store_true",
                    help="maximise val accuracy and minimise training seconds (a Pareto front; "
                         "no pruning)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and training")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split and training (and the "
+                   "sampler, unless --sampler-seed is given)")
+    p.add_argument("--sampler-seed", type=int, metavar="N",
+                   help="seed of the sampler; parallel workers need different ones, or they "
+                        "propose the same trials (--devices/--jobs and scripts/worker see to it)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
                    help="train every trial on a stratified subset of N training images")
@@ -227,8 +239,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"{stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS}x this is failed and "
                         f"retried (default {stores.HEARTBEAT_SECONDS})")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines, only per-trial")
+    p.add_argument("--devices", metavar="LIST",
+                   help="start one worker process per device, e.g. cuda:0,cuda:1 or cpu,cpu; "
+                        "all join this study through the storage")
+    p.add_argument("--jobs", type=positive(int, "--jobs"), default=1, metavar="K",
+                   help="worker processes per device (trials at a time on each; default 1)")
+    p.add_argument("--threads", type=positive(int, "--threads"), metavar="N",
+                   help="torch CPU threads of this process (default: all cores for one "
+                        "process; cores / workers when --devices or --jobs start several)")
+    p.add_argument("--tag", help=argparse.SUPPRESS)  # set by the parent on each worker's lines
     args = p.parse_args(argv)
     args.study_name = args.study_name or args.name
+    if args.devices is not None:
+        args.devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not args.devices:
+            p.error("--devices needs at least one device, e.g. cuda:0,cuda:1")
+        if "--device" in (argv or sys.argv[1:]):
+            p.error("give --device or --devices, not both")
     return args
 
 
@@ -247,13 +274,24 @@ def load_space(args: argparse.Namespace) -> spaces.Space:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     quiet_optuna()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C
     space = load_space(args)  # a bad file stops here, before the storage is touched
-    device = pick_device(args.device)
     url = stores.resolve_url(args.storage)
     storage = stores.open_storage(url, heartbeat=args.heartbeat,
                                   grace=args.heartbeat * stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS)
+    if args.devices or args.jobs > 1:
+        # The parent creates the study (so workers never race to create tables or the study),
+        # then only waits for its workers.
+        study = open_study(args, storage, space)
+        if space.is_lab:
+            enqueue_lab_rows(study, space)
+        return run_workers(args, argv, url)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     arrays = data.load(args.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
                               train_subset=args.train_subset)
@@ -272,26 +310,128 @@ def main(argv: list[str] | None = None) -> int:
           + f" on {device}, {len(splits.train)} train / {len(splits.val)} val images",
           flush=True)
 
-    callbacks = [lambda s, t: print(trial_line(s, t), flush=True)]
-    if args.total_trials:
-        callbacks.append(MaxTrialsCallback(args.total_trials, states=FINISHED))
-        if finished >= args.total_trials:
-            n_trials = 0
-    log = None if args.quiet else (lambda line: print("    " + line, flush=True))
+    tag = f"[{args.tag}] " if args.tag else ""
+    log = None if args.quiet else (lambda line: print(f"    {tag}{line}", flush=True))
     objective = Objective(space, splits, device, args.seed, args.two_objectives, log)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C
+    grace = args.heartbeat * stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS
     start = time.perf_counter()
     try:
-        if n_trials != 0:
-            study.optimize(objective, n_trials=n_trials, timeout=args.timeout,
-                           callbacks=callbacks, catch=(Diverged,), gc_after_trial=True)
+        run_trials(study, objective, n_trials, args.total_trials, args.timeout, grace,
+                   report=lambda s, t: print(tag + trial_line(s, t), flush=True))
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print(f"\ninterrupted: {finished} finished trials are safe in {url}; "
               f"run the same command to continue", file=sys.stderr)
         return 130
-    print(f"\n{time.perf_counter() - start:.1f} s; " + summary(study, url))
+    if not args.tag:
+        print(f"\n{time.perf_counter() - start:.1f} s; " + summary(study, url))
     return 0
+
+
+def run_trials(study: optuna.Study, objective: Objective, n_trials: int | None,
+               total: int | None, timeout: float | None, grace: int, report) -> None:
+    """Run trials one at a time until N_TRIALS ran here, TIMEOUT passed, or the study holds
+    TOTAL finished trials, counting those of every worker on the storage.
+
+    Before each trial the worker counts finished and running trials: it starts one only if
+    they leave room under TOTAL, so a group of workers lands on TOTAL rather than overshooting
+    by the trials in flight (as MaxTrialsCallback alone would). While the rest of the total is
+    running elsewhere it waits: a worker that dies leaves its trial to go stale, and Optuna then
+    fails it and queues a retry (RetryHeartbeatStaleTrialCallback), which a live worker runs.
+    """
+    deadline = time.monotonic() + timeout if timeout else None
+    ran = 0
+    while n_trials is None or ran < n_trials:
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        if total is not None:
+            optuna.storages.fail_stale_trials(study)
+            counts = {s: len(study.get_trials(deepcopy=False, states=(s,)))
+                      for s in FINISHED + (TrialState.RUNNING, TrialState.WAITING)}
+            finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            if finished >= total:
+                break
+            if finished + counts[TrialState.RUNNING] >= total and not counts[TrialState.WAITING]:
+                time.sleep(1)  # the rest is in flight elsewhere; see whether it lands
+                continue
+        study.optimize(objective, n_trials=1, callbacks=[report], catch=(Diverged,),
+                       gc_after_trial=True)
+        ran += 1
+    sweep_stale_trials(study, grace)
+
+
+def sweep_stale_trials(study: optuna.Study, grace: int) -> None:
+    """Wait (at most GRACE + 1 s) for RUNNING trials to finish or go stale, failing the stale
+    ones through Optuna. Optuna checks for stale trials only when a trial starts, so without
+    this a worker killed near the end would leave its trial RUNNING once the others stop."""
+    deadline = time.monotonic() + grace + 1
+    while time.monotonic() < deadline:
+        optuna.storages.fail_stale_trials(study)
+        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        time.sleep(1)
+
+
+def split_trials(n: int | None, workers: int) -> list[int | None]:
+    """N trials shared out among WORKERS as evenly as possible (None: no per-worker count)."""
+    if n is None:
+        return [None] * workers
+    return [n // workers + (i < n % workers) for i in range(workers)]
+
+
+def worker_argv(argv: list[str], device: str, threads: int, trials: int | None,
+                tag: str, seed: int) -> list[str]:
+    """ARGV without the flags that start workers or count this invocation's trials, plus this
+    worker's device, thread count, share of the trials, sampler seed and tag."""
+    drop = {"--devices", "--jobs", "--trials", "--threads", "--sampler-seed"}
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in drop:
+            skip = True
+            continue
+        if arg.split("=", 1)[0] in drop:
+            continue
+        out.append(arg)
+    out += ["--device", device, "--threads", str(threads), "--tag", tag, "--sampler-seed", str(seed)]
+    return out + (["--trials", str(trials)] if trials is not None else [])
+
+
+def run_workers(args: argparse.Namespace, argv: list[str], url: str) -> int:
+    """One process per device and job, each `python -m hpsearch.study` on the same storage.
+    CPU threads are shared out so that workers x threads does not exceed the cores."""
+    devices = args.devices or [args.device]
+    slots = [(d, j) for d in devices for j in range(args.jobs)]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // len(slots))
+    shares = split_trials(args.trials, len(slots))
+    if args.trials is None and args.total_trials is None:
+        shares = split_trials(10, len(slots))
+    print(f"starting {len(slots)} workers ({', '.join(devices)} x {args.jobs} jobs, "
+          f"{threads} threads each) on {url}", flush=True)
+    procs = []
+    for i, ((device, _), n) in enumerate(zip(slots, shares)):
+        if n == 0:
+            continue
+        cmd = [sys.executable, "-m", "hpsearch.study",
+               *worker_argv(argv, device, threads, n, f"w{i} {device}",
+                            sampler_seed(args) * 1000 + i)]
+        procs.append(subprocess.Popen(cmd))
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        print(f"\ninterrupted: finished trials are safe in {url}; "
+              "run the same command to continue", file=sys.stderr)
+        return 130
+    study = optuna.load_study(study_name=args.study_name, storage=url)
+    print("\n" + summary(study, url))
+    failed = [c for c in codes if c != 0]
+    return failed[0] if failed else 0
 
 
 def summary(study: optuna.Study, url: str) -> str:
@@ -303,7 +443,7 @@ def summary(study: optuna.Study, url: str) -> str:
         best = study.best_trials
     except ValueError:
         best = []
-    for t in best[:5]:
+    for t in best if len(study.directions) > 1 else best[:1]:
         values = ", ".join(f"{v:.4f}" for v in t.values)
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         lines.append(f"best trial {t.number}: {values} with {params}")

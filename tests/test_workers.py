@@ -1,0 +1,145 @@
+"""Many workers on one study: PostgreSQL (the real server), SQLite, --devices."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import ROOT, run_cli
+from hpsearch.study import split_trials, worker_argv
+
+PG_URL = os.environ.get("HPSEARCH_TEST_POSTGRES",
+                        "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet",
+        "--heartbeat", "1"]
+
+
+def _postgres_answers() -> str | None:
+    import sqlalchemy
+    try:
+        with sqlalchemy.create_engine(PG_URL).connect() as conn:
+            conn.execute(sqlalchemy.text("select 1"))
+    except Exception as err:
+        return f"{type(err).__name__}: {str(err).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture
+def pg_study():
+    """A fresh study name on the PostgreSQL server; the study is deleted afterwards."""
+    problem = _postgres_answers()
+    if problem:
+        if os.environ.get("HPSEARCH_CI"):
+            pytest.fail(f"PostgreSQL at {PG_URL} does not answer under CI: {problem}")
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({problem}); set HPSEARCH_TEST_POSTGRES")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        optuna.delete_study(study_name=name, storage=PG_URL)
+    except KeyError:
+        pass
+
+
+def worker(url: str, name: str, total: int, seed: int, extra=()) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--storage", url, "--study-name", name,
+           "--total-trials", str(total), "--sampler-seed", str(seed), *TINY, *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def trials_of(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def create(url: str, name: str, extra=()) -> None:
+    """Create the study once, as the first worker (or a --devices parent) would."""
+    p = run_cli("hpsearch.study", "lenet", "--storage", url, "--study-name", name, "--trials", "1",
+                *TINY, *extra)
+    assert p.returncode == 0, p.stderr
+
+
+def test_workers_on_postgres_land_on_exactly_the_total(pg_study):
+    create(PG_URL, pg_study)
+    procs = [worker(PG_URL, pg_study, total=7, seed=s) for s in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    trials = trials_of(PG_URL, pg_study)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 7 and len(trials) == 7
+    assert sorted(t.number for t in trials) == list(range(7))
+    assert sum("trial " in o[0] for o in outs) >= 2  # more than one worker did work
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 7  # distinct proposals
+
+
+def test_killed_worker_trial_is_retried_and_total_reached(pg_study):
+    # Slow enough trials (3,000 images, 3 epochs) that the kill lands mid-trial.
+    slow = ["--train-subset", "3000", "--max-epochs", "3"]
+    create(PG_URL, pg_study, slow)
+    victim = worker(PG_URL, pg_study, total=6, seed=10, extra=slow)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            t.state == TrialState.RUNNING for t in trials_of(PG_URL, pg_study)):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    running = [t.number for t in trials_of(PG_URL, pg_study) if t.state == TrialState.RUNNING]
+    assert running, "the kill should have left a trial RUNNING"
+    others = [worker(PG_URL, pg_study, total=6, seed=s, extra=slow) for s in (11, 12)]
+    outs = [p.communicate(timeout=600) for p in others]
+    assert all(p.returncode == 0 for p in others), [o[1][-2000:] for o in outs]
+    trials = trials_of(PG_URL, pg_study)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 6
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    killed = trials[running[0]]
+    assert killed.state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].params == killed.params
+
+
+def test_sqlite_with_several_writers(tmp_path):
+    url = f"sqlite:///{tmp_path}/many.db"
+    create(url, "many")
+    procs = [worker(url, "many", total=7, seed=s) for s in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert not any("database is locked" in o[1] for o in outs)
+    trials = trials_of(url, "many")
+    assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_devices_spawns_one_worker_per_device(tmp_path):
+    url = f"sqlite:///{tmp_path}/d.db"
+    p = run_cli("hpsearch.study", "lenet", "--storage", url, "--devices", "cpu,cpu",
+                "--trials", "4", *TINY)
+    assert p.returncode == 0, p.stderr
+    assert "starting 2 workers (cpu, cpu x 1 jobs, 1 threads each)" in p.stdout
+    assert "[w0 cpu] trial" in p.stdout and "[w1 cpu] trial" in p.stdout
+    assert len(trials_of(url, "lenet")) == 4
+
+
+def test_worker_argv_and_trial_shares():
+    argv = ["lenet", "--devices", "cuda:0,cuda:1", "--jobs=2", "--trials", "5", "--seed", "3"]
+    assert worker_argv(argv, "cuda:1", 4, 2, "w3 cuda:1", 3003) == [
+        "lenet", "--seed", "3", "--device", "cuda:1", "--threads", "4", "--tag", "w3 cuda:1",
+        "--sampler-seed", "3003", "--trials", "2"]
+    assert split_trials(5, 4) == [2, 1, 1, 1] and split_trials(None, 2) == [None, None]
+
+
+def test_postgres_url_without_driver_is_refused():
+    p = run_cli("hpsearch.study", "lenet", "--storage", "postgresql://postgres@127.0.0.1/test",
+                "--trials", "1")
+    assert p.returncode == 2 and "postgresql+psycopg2://" in p.stderr
+
+
+def test_worker_script_needs_the_storage_variable():
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    p = subprocess.run([str(ROOT / "scripts" / "worker"), "lenet"], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "HPSEARCH_STORAGE" in p.stderr
