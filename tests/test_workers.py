@@ -143,3 +143,12 @@ def test_worker_script_needs_the_storage_variable():
     p = subprocess.run([str(ROOT / "scripts" / "worker"), "lenet"], env=env,
                        capture_output=True, text=True)
     assert p.returncode != 0 and "HPSEARCH_STORAGE" in p.stderr
+
+
+def test_gpu_check_script_runs_in_tiny_mode_on_the_cpu():
+    p = subprocess.run([str(ROOT / "scripts" / "gpu-check"), "--device", "cpu", "--tiny",
+                        "--models", "lenet"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "torch 2.14.1" in p.stdout and "device cpu" in p.stdout
+    assert "lenet   jobs 1: 2 trials" in p.stdout and "lenet   jobs 4: 2 trials" in p.stdout
+    assert p.stdout.count("trials/min") == 2
