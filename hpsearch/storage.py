@@ -20,8 +20,12 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("HPSEARCH_STORAGE") or DEFAULT_URL
 
 
-def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS,
-                 grace: int = GRACE_SECONDS) -> RDBStorage:
+def grace_for(heartbeat: int) -> int:
+    """Seconds without a heartbeat after which a trial counts as dead (3 missed beats)."""
+    return heartbeat * GRACE_SECONDS // HEARTBEAT_SECONDS
+
+
+def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
     """An RDB storage whose heartbeat lets a later run (or another worker) fail and retry the
     trial of a process that was killed mid-trial, through Optuna's own mechanism."""
     if url.startswith("postgresql://"):
@@ -36,7 +40,7 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS,
         engine_kwargs = {"pool_pre_ping": True}
     try:
         return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace_for(heartbeat),
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
         )
     except ImportError as err:

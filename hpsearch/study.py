@@ -24,7 +24,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import data, space as spaces, storage as stores
+from hpsearch import data, models, space as spaces, storage as stores
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
 from hpsearch.objective import Diverged, Objective
@@ -265,7 +265,6 @@ def load_space(args: argparse.Namespace) -> spaces.Space:
         space = spaces.Space(space.path, space.network, space.params,
                              {**space.fixed, "resize": args.resize}, space.lab_rows,
                              space.lab_labels)
-    from hpsearch import models
     models.check_size(space.network, space.fixed.get("resize") or
                       models.spec(space.network).default_size)
     if args.max_epochs is not None:
@@ -280,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends like Ctrl-C
     space = load_space(args)  # a bad file stops here, before the storage is touched
     url = stores.resolve_url(args.storage)
-    storage = stores.open_storage(url, heartbeat=args.heartbeat,
-                                  grace=args.heartbeat * stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS)
+    storage = stores.open_storage(url, heartbeat=args.heartbeat)
     if args.devices or args.jobs > 1:
         # The parent creates the study (so workers never race to create tables or the study),
         # then only waits for its workers.
@@ -303,17 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     elif n_trials is None and args.total_trials is None:
         n_trials = 10
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    plan = [f"{n_trials} more trials"] if n_trials is not None else []
+    if args.total_trials:
+        plan.append(f"until {args.total_trials} are finished")
     print(f"study {study.study_name!r} ({space.network}, {space.path}) in {url}: "
-          f"{finished} finished trials so far; running "
-          f"{n_trials if n_trials is not None else 'until'} more"
-          + (f" (at most {args.total_trials} in all)" if args.total_trials else "")
+          f"{finished} finished trials so far; running {', at most '.join(plan)}"
           + f" on {device}, {len(splits.train)} train / {len(splits.val)} val images",
           flush=True)
 
     tag = f"[{args.tag}] " if args.tag else ""
     log = None if args.quiet else (lambda line: print(f"    {tag}{line}", flush=True))
     objective = Objective(space, splits, device, args.seed, args.two_objectives, log)
-    grace = args.heartbeat * stores.GRACE_SECONDS // stores.HEARTBEAT_SECONDS
+    grace = stores.grace_for(args.heartbeat)
     start = time.perf_counter()
     try:
         run_trials(study, objective, n_trials, args.total_trials, args.timeout, grace,
