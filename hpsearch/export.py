@@ -133,8 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_optuna()
-    url = stores.resolve_url(args.storage)
-    study = stores.load_study(args.study, stores.open_storage(url))
+    study, _ = stores.load_study_at(args.study, args.storage)
     try:
         best = study.best_trials
     except ValueError:

@@ -8,8 +8,9 @@ from typing import Callable
 
 import optuna
 import torch
+from optuna.artifacts import FileSystemArtifactStore
 
-from hpsearch import data, space as spaces
+from hpsearch import artifacts, data, space as spaces
 from hpsearch.train import RunResult, TrainConfig, train
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
@@ -42,6 +43,8 @@ class Objective:
     seed: int = 0
     two_objectives: bool = False
     log: Callable[[str], None] | None = None
+    # Where each trial's learning-curve PNG goes (artifacts.open_store); None: nowhere.
+    artifact_store: FileSystemArtifactStore | None = None
 
     def __call__(self, trial: optuna.Trial):
         cfg = TrainConfig(model=self.space.network, seed=self.seed,
@@ -58,6 +61,9 @@ class Objective:
 
         result = train(cfg, self.splits, self.device, on_epoch=on_epoch, log=self.log)
         store_result(trial, result)
+        # Uploaded before the trial ends, so pruned and diverged runs show their curves too.
+        if self.artifact_store is not None:
+            artifacts.upload_learning_curve(trial, self.artifact_store)
         if result.status == "stopped":
             raise optuna.TrialPruned(result.reason)
         if result.status == "diverged":

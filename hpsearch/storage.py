@@ -58,3 +58,9 @@ def load_study(name: str, storage: RDBStorage) -> optuna.Study:
         listing = ", ".join(sorted(names)) if names else "none"
         raise UsageError(f"no study named {name!r} in {storage.url}; studies there: {listing}")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def load_study_at(name: str, url: str | None) -> tuple[optuna.Study, str]:
+    """(study NAME, the resolved URL) from --storage URL or its defaults; see load_study."""
+    url = resolve_url(url)
+    return load_study(name, open_storage(url)), url

@@ -24,7 +24,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import data, models, space as spaces, storage as stores
+from hpsearch import artifacts, data, models, notes, space as spaces, storage as stores
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
 from hpsearch.objective import Diverged, Objective
@@ -129,6 +129,7 @@ def open_study(args: argparse.Namespace, storage, space: spaces.Space) -> optuna
                          for k in setup if stored.get(k) != setup[k])
         raise UsageError(f"study {args.study_name!r} in {storage.url} was run with other "
                          f"settings ({diff}); use the same options, or a new --study-name")
+    notes.add_study_note(study, space)  # what it searches, shown by optuna-dashboard
     return study
 
 
@@ -311,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tag = f"[{args.tag}] " if args.tag else ""
     log = None if args.quiet else (lambda line: print(f"    {tag}{line}", flush=True))
-    objective = Objective(space, splits, device, args.seed, args.two_objectives, log)
+    objective = Objective(space, splits, device, args.seed, args.two_objectives, log,
+                          artifact_store=artifacts.open_store(url))
     grace = stores.grace_for(args.heartbeat)
     start = time.perf_counter()
     try:
