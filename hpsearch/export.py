@@ -45,6 +45,8 @@ def reproduce_command(cfg: TrainConfig, setup: dict, train_subset: int | None) -
         args += ["--resize", str(cfg.resize)]
     if cfg.workers:
         args += ["--workers", str(cfg.workers)]
+    if cfg.precision != DEFAULTS.precision:
+        args += ["--precision", cfg.precision]
     args += ["--seed", str(cfg.seed)]
     if train_subset is not None:
         args += ["--train-subset", str(train_subset)]
@@ -74,8 +76,8 @@ def test_accuracy(cfg: TrainConfig, setup: dict, arrays: data.FashionMNISTArrays
     start = time.perf_counter()
     result = train(cfg, splits, device, log=log)
     net_test = data.test_split(arrays, device)
-    _, acc = evaluate(result.model, net_test, cfg.size, eval_batch_size(cfg.batch_size, cfg.size),
-                      device)
+    _, acc = evaluate(result.model, net_test, cfg.size,
+                      eval_batch_size(cfg.batch_size, cfg.size, device), device, cfg.precision)
     return {
         "test_accuracy": acc,
         "trained_on": f"{len(splits.train)} images of the training split "

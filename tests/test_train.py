@@ -81,6 +81,23 @@ def test_every_optimizer_trains(small_splits, opt):
     assert r.status == "completed" and r.final_val_acc > 0.3
 
 
+def test_bfloat16_trains_as_well_as_float32(small_splits):
+    # "auto" picks bfloat16 on CPUs with AMX; either way both precisions must learn alike.
+    f32 = T.train(cfg(epochs=2, precision="float32"), small_splits, CPU)
+    bf16 = T.train(cfg(epochs=2, precision="bfloat16"), small_splits, CPU)
+    assert f32.status == bf16.status == "completed"
+    assert abs(f32.final_val_acc - bf16.final_val_acc) < 0.05
+    assert abs(f32.total_loss - bf16.total_loss) < 0.05
+
+
+def test_auto_precision_is_float32_without_native_bfloat16():
+    assert T.amp_dtype(torch.device("mps"), "auto") is None
+    assert T.amp_dtype(torch.device("cuda"), "auto") is torch.bfloat16
+    assert T.amp_dtype(CPU, "float32") is None and T.amp_dtype(CPU, "bfloat16") is torch.bfloat16
+    amx = torch.cpu.get_capabilities().get("amx_bf16", False)
+    assert T.amp_dtype(CPU, "auto") is (torch.bfloat16 if amx else None)
+
+
 def test_dataloader_path_matches_in_meaning(small_splits):
     r = T.train(cfg(epochs=1, model="lenet", lr=0.9, workers=2), small_splits, CPU)
     assert r.status == "completed" and len(r.epochs) == 1
@@ -95,6 +112,7 @@ def test_dataloader_path_matches_in_meaning(small_splits):
     (dict(optimizer="sgd", momentum=0.9), "takes no momentum"),
     (dict(optimizer="momentum", momentum=1.5), r"momentum must be in \[0, 1\)"),
     (dict(model="alexnet", resize=32), "at least 65"),
+    (dict(precision="fp8"), "unknown precision 'fp8'; choose one of: auto, float32"),
 ])
 def test_bad_config_is_refused(bad, match):
     with pytest.raises(UsageError, match=match):

@@ -101,9 +101,10 @@ def param_count(net: nn.Module) -> int:
 
 
 def forward_flops(name: str, size: int) -> int:
-    """Floating-point operations of one forward pass on one image (a multiply-add counts 2)."""
+    """Floating-point operations of one forward pass on one image (a multiply-add counts 2).
+    In eval mode: batch norm in training mode refuses a 1-image batch with 1x1 maps."""
     with torch.device("meta"):
-        net = MODELS[name].builder(size)
+        net = MODELS[name].builder(size).eval()
         counter = FlopCounterMode(display=False)
         with counter:
             net(torch.empty(1, 1, size, size))

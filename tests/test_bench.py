@@ -1,0 +1,77 @@
+"""scripts/bench in its tiny mode: it runs end to end and writes every field of its JSON.
+No timing is asserted: the figures depend on the machine and on what else runs on it."""
+
+import json
+import os
+import subprocess
+
+from conftest import ROOT
+
+CASE_FIELDS = {"network", "size", "batch_size", "optimizer", "lr", "epochs", "train_images",
+               "val_images", "reference", "engine", "speedup", "forward_mflop_per_image",
+               "engine_gflops", "engine_fraction_of_matmul", "target_speedup", "target_met"}
+RUN_FIELDS = {"wall_s", "walls_s", "examples_per_s", "train_loss", "train_acc", "val_acc"}
+STUDY_RUN_FIELDS = {"pruner", "wall_s", "best_val_acc", "epochs_trained", "trials", "completed",
+                    "pruned", "failed", "command"}
+
+
+def run_bench(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """scripts/bench ARGS --device cpu, run in TMP_PATH (where --out lands); the process and
+    its JSON."""
+    out = tmp_path / "bench.json"
+    p = subprocess.run([str(ROOT / "scripts" / "bench"), *args, "--out", "bench.json",
+                        "--device", "cpu"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "VENV": str(ROOT / ".venv")})
+    assert p.returncode == 0, p.stderr
+    return p, json.loads(out.read_text())
+
+
+def test_tiny_bench_writes_every_field(tmp_path):
+    p, doc = run_bench(tmp_path, "--tiny")
+
+    assert {"date", "command", "mode", "device", "repeats", "machine", "engine_precision",
+            "matmul_n", "matmul_gflops", "matmul_bf16_gflops", "cases", "study"} <= doc.keys()
+    assert doc["mode"] == "tiny" and doc["device"] == "cpu" and doc["matmul_gflops"] > 0
+    assert {"cpu", "cores", "torch_threads", "torch"} <= doc["machine"].keys()
+
+    assert [c["network"] for c in doc["cases"]] == ["lenet", "net28", "resnet", "alexnet_small"]
+    for case in doc["cases"]:
+        assert CASE_FIELDS <= case.keys(), case["network"]
+        for side in ("reference", "engine"):
+            run = case[side]
+            assert RUN_FIELDS <= run.keys(), (case["network"], side)
+            assert run["examples_per_s"] > 0 and 0 <= run["val_acc"] <= 1
+        assert case["speedup"] > 0 and case["engine_gflops"] > 0
+        assert case["engine"]["status"] == "completed"
+
+    study = doc["study"]
+    assert {"median", "none", "wall_ratio", "best_val_acc_gap", "target_met"} <= study.keys()
+    for pruner in ("median", "none"):
+        run = study[pruner]
+        assert STUDY_RUN_FIELDS <= run.keys()
+        assert run["trials"] == study["trials"] and run["failed"] == 0
+        assert run["epochs_trained"] >= run["trials"]
+
+    # The terminal table: one row per network and per pruner.
+    for name in ("lenet", "net28", "resnet", "alexnet_small", "median", "none"):
+        assert f"| {name} |" in p.stdout
+
+
+def test_tiny_precision_check_compares_both_precisions(tmp_path):
+    p, doc = run_bench(tmp_path, "--tiny", "--precision-check", "--networks", "lenet")
+    assert [c["network"] for c in doc["precision_check"]] == ["lenet", "lenet"]  # sgd, adam
+    for case in doc["precision_check"]:
+        assert {"float32_val_acc", "bfloat16_val_acc", "largest_same_seed_gap",
+                "float32_seed_spread", "bfloat16_speedup", "runs"} <= case.keys()
+        for run in case["runs"]:
+            assert run["float32"]["status"] == run["bfloat16"]["status"] == "completed"
+    assert p.stdout.count("| lenet |") == 2
+
+
+def test_unknown_network_is_refused(tmp_path):
+    p = subprocess.run([str(ROOT / "scripts" / "bench"), "--networks", "lenet,resnet50"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "VENV": str(ROOT / ".venv")})
+    assert p.returncode == 2
+    assert "unknown network(s) resnet50" in p.stderr and "Traceback" not in p.stderr
