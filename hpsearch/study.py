@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
@@ -117,9 +118,11 @@ def open_study(args: argparse.Namespace, storage, space: spaces.Space) -> optuna
     study = optuna.create_study(
         study_name=args.study_name, storage=storage, load_if_exists=True,
         pruner=make_pruner(args.pruner, max_epochs_of(space)), directions=directions)
-    # Offset the seed by the trials already there: a resumed study must not replay the random
-    # start-up proposals of its first run, while a fresh study stays reproducible.
-    study.sampler = make_sampler(args.sampler, sampler_seed(args) + len(study.trials), space)
+    # Mix the trials already there into the seed: a resumed study (or a worker joining late)
+    # must not replay the random start-up proposals of an earlier run, while a fresh study
+    # stays reproducible. SeedSequence mixes, so (seed, n) pairs do not collide as seed + n would.
+    seed = int(np.random.SeedSequence([sampler_seed(args), len(study.trials)]).generate_state(1)[0])
+    study.sampler = make_sampler(args.sampler, seed, space)
     stored = study.user_attrs.get("setup")
     if stored is None:
         study.set_user_attr("setup", setup)

@@ -85,8 +85,7 @@ def main() -> int:
                 row = run_study(model, jobs, args.device, table[model], url)
                 rows.append(row)
                 print(f"{model:<7} jobs {jobs}: {row['trials']} trials in {row['wall_s']:.1f} s "
-                      f"wall; {row['examples_per_s_median']:,.0f} examples/s per trial (median), "
-                      f"about {row['examples_per_s_all_jobs']:,.0f} with all jobs; "
+                      f"wall; {row['examples_per_s_median']:,.0f} examples/s per trial (median); "
                       f"{row['trials_per_minute']:.1f} trials/min", flush=True)
     return 0
 
