@@ -268,7 +268,8 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
     """Train cfg.model on splits.train, evaluating on splits.val after each epoch.
 
     ON_EPOCH sees each EpochRecord and may return a reason to stop (status 'stopped').
-    A non-finite training loss ends the run as 'diverged' at the next progress point.
+    A training loss that is non-finite or above DIVERGED_LOSS ends the run as 'diverged' at the
+    next progress point.
     Metrics stay on DEVICE in the hot loop; the host reads them only at progress points.
     """
     cfg = check_config(cfg)
