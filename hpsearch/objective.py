@@ -55,7 +55,9 @@ class Objective:
             if self.two_objectives:
                 return None
             trial.report(record.val_acc, record.epoch)
-            if trial.should_prune():
+            # After the last epoch there is nothing left to save: the trial completes, and its
+            # value counts for the sampler and for the pruner's median.
+            if record.epoch < cfg.epochs and trial.should_prune():
                 return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
             return None
 

@@ -45,7 +45,7 @@ from hpsearch.errors import UsageError
 
 TUNABLE = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "schedule",
            "workers")
-FIXABLE = TUNABLE + ("resize",)
+FIXABLE = TUNABLE + ("resize", "precision")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "optimizers", "field")
 TYPES = ("float", "int", "categorical")
 INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
@@ -145,6 +145,9 @@ def _check_value(fld: str, value, where: str) -> None:
     if fld == "optimizer" and value not in train.OPTIMIZERS:
         raise SpaceError(f"{where}: optimizer {value!r} is unknown; "
                          f"allowed: {', '.join(train.OPTIMIZERS)}")
+    if fld == "precision" and value not in train.PRECISIONS:
+        raise SpaceError(f"{where}: precision {value!r} is unknown; "
+                         f"allowed: {', '.join(train.PRECISIONS)}")
     if fld == "schedule" and value not in train.SCHEDULES:
         raise SpaceError(f"{where}: schedule {value!r} is unknown; "
                          f"allowed: {', '.join(train.SCHEDULES)}")

@@ -222,21 +222,30 @@ def evaluate(net: nn.Module, split: data.Split, size: int, batch_size: int,
     return loss / len(split), correct / len(split)
 
 
+# CPU instruction sets that multiply bfloat16 natively (dot products accumulated in float32):
+# Intel's AMX tiles (Sapphire Rapids on) and AVX512-BF16 (Cooper Lake; AMD Zen 4 on).
+NATIVE_BF16_CPU = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    caps = torch.cpu.get_capabilities()
+    return any(caps.get(name, False) for name in NATIVE_BF16_CPU)
+
+
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype of a run, or None for plain float32.
 
-    "auto" is bfloat16 on CUDA and on CPUs with AMX (bfloat16 matrix tiles): on such a CPU it
-    trains lenet 1.5x, net28 2x, resnet and alexnet_small at 64x64 2-3x faster than float32,
-    to the same val accuracy within seed-to-seed spread (BENCHMARKS.md, "Precision").
-    Elsewhere (MPS, CPUs without AMX, where bfloat16 is converted, not multiplied natively)
+    "auto" is bfloat16 on CUDA and on CPUs that multiply bfloat16 natively (NATIVE_BF16_CPU):
+    there it trains lenet 1.1-1.5x, net28 2-3x, resnet and alexnet_small at 64x64 1.6-3x
+    faster than float32, to the same val accuracy within seed-to-seed spread (BENCHMARKS.md,
+    "Precision"). Elsewhere (MPS, older CPUs, where bfloat16 is converted, not multiplied)
     float32. Weights, optimizer state, loss and metrics stay float32 either way.
     """
     if precision == "float32":
         return None
     if precision == "bfloat16":
         return torch.bfloat16
-    if device.type == "cuda" or (device.type == "cpu"
-                                 and torch.cpu.get_capabilities().get("amx_bf16", False)):
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
         return torch.bfloat16
     return None
 

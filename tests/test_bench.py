@@ -11,8 +11,8 @@ CASE_FIELDS = {"network", "size", "batch_size", "optimizer", "lr", "epochs", "tr
                "val_images", "reference", "engine", "speedup", "forward_mflop_per_image",
                "engine_gflops", "engine_fraction_of_matmul", "target_speedup", "target_met"}
 RUN_FIELDS = {"wall_s", "walls_s", "examples_per_s", "train_loss", "train_acc", "val_acc"}
-STUDY_RUN_FIELDS = {"pruner", "wall_s", "best_val_acc", "epochs_trained", "trials", "completed",
-                    "pruned", "failed", "command"}
+STUDY_RUN_FIELDS = {"pruner", "wall_s", "walls_s", "best_val_acc", "best_val_accs",
+                    "epochs_trained", "trials", "completed", "pruned", "failed", "command"}
 
 
 def run_bench(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:

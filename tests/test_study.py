@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from conftest import ROOT, run_cli
 from hpsearch import space as spaces
 from hpsearch.objective import Diverged, Objective
-from hpsearch.study import make_pruner, quiet_optuna
+from hpsearch.study import default_pruner, make_pruner, quiet_optuna
 
 # A study sized for tests: 1,000 training images, 1,000 validation images, 2 epochs.
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
@@ -56,18 +56,44 @@ def test_pruner_prunes_a_hopeless_trial(arrays, tmp_path):
     space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 4)
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 4),
                                 storage=f"sqlite:///{tmp_path}/p.db")
-    for _ in range(5):  # five good trials set the median ...
-        study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 4})
+    for _ in range(3):  # three good trials set the median ...
+        study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 2})
     # ... then plain SGD with a tiny step leaves LeNet's sigmoids at chance.
     study.enqueue_trial({"optimizer": "sgd", "lr_sgd": 0.01, "batch_size": 512, "epochs": 4})
-    study.optimize(Objective(space, small_splits_for(arrays), torch.device("cpu")), n_trials=6)
+    study.optimize(Objective(space, small_splits_for(arrays), torch.device("cpu")), n_trials=4)
     trials = study.get_trials()
-    assert [t.state for t in trials[:5]] == [TrialState.COMPLETE] * 5
-    last = trials[5]
+    assert [t.state for t in trials[:3]] == [TrialState.COMPLETE] * 3
+    last = trials[3]
     assert last.state == TrialState.PRUNED
     assert last.user_attrs["status"] == "stopped"
-    assert last.user_attrs["reason"].startswith("pruned after epoch 2")
-    assert last.user_attrs["epochs_run"] == 2
+    # Stopped as soon as its best val accuracy fell below the good trials' median (on 1,000
+    # images those sit at chance after epoch 1 too, so ties can carry it to epoch 2).
+    run = last.user_attrs["epochs_run"]
+    assert run < 4 and last.user_attrs["reason"].startswith(f"pruned after epoch {run} ")
+
+
+class PruneAlways(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_the_last_epoch_is_never_pruned(arrays):
+    """Stopping after the last epoch saves nothing; the trial completes with its value."""
+    quiet_optuna()
+    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 2)
+    study = optuna.create_study(direction="maximize", pruner=PruneAlways())
+    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512, "epochs": 1})
+    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512, "epochs": 2})
+    study.optimize(Objective(space, small_splits_for(arrays, 500), torch.device("cpu")),
+                   n_trials=2)
+    one, two = study.get_trials()
+    assert one.state == TrialState.COMPLETE and list(one.intermediate_values) == [1]
+    assert two.state == TrialState.PRUNED and two.user_attrs["epochs_run"] == 1
+
+
+def test_lab_studies_run_every_epoch_unless_told_otherwise():
+    assert default_pruner(spaces.load(ROOT / "studies" / "lab-lenet.toml")) == "none"
+    assert default_pruner(spaces.load(ROOT / "studies" / "lenet.toml")) == "median"
 
 
 def test_divergence_is_recorded_and_the_study_goes_on(arrays):
@@ -136,6 +162,23 @@ def test_resumed_study_must_keep_its_settings(tmp_path):
     p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url,
                 "--train-subset", "2000", "--val-size", "1000", "--max-epochs", "2")
     assert p.returncode == 2 and "train_subset: stored 1000, now 2000" in p.stderr
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL,
+                "--precision", "float32")
+    assert p.returncode == 2 and "precision: stored 'auto', now 'float32'" in p.stderr
+
+
+def test_precision_reaches_every_trial_and_is_refused_when_unknown(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL,
+                "--precision", "float32")
+    assert p.returncode == 0, p.stderr
+    study = optuna.load_study(study_name="lenet", storage=url)
+    assert study.user_attrs["setup"]["precision"] == "float32"
+    assert study.trials[0].user_attrs["config"]["precision"] == "float32"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('network = "lenet"\n[fixed]\nprecision = "fp8"\n')
+    with pytest.raises(spaces.SpaceError, match="precision 'fp8' is unknown; allowed: auto"):
+        spaces.load(bad)
 
 
 def test_sigkill_loses_nothing_and_the_same_command_finishes(tmp_path):

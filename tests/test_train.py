@@ -82,7 +82,7 @@ def test_every_optimizer_trains(small_splits, opt):
 
 
 def test_bfloat16_trains_as_well_as_float32(small_splits):
-    # "auto" picks bfloat16 on CPUs with AMX; either way both precisions must learn alike.
+    # "auto" picks bfloat16 on CPUs with native bfloat16; either way both precisions must learn alike.
     f32 = T.train(cfg(epochs=2, precision="float32"), small_splits, CPU)
     bf16 = T.train(cfg(epochs=2, precision="bfloat16"), small_splits, CPU)
     assert f32.status == bf16.status == "completed"
@@ -90,12 +90,15 @@ def test_bfloat16_trains_as_well_as_float32(small_splits):
     assert abs(f32.total_loss - bf16.total_loss) < 0.05
 
 
-def test_auto_precision_is_float32_without_native_bfloat16():
+def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
     assert T.amp_dtype(torch.device("mps"), "auto") is None
     assert T.amp_dtype(torch.device("cuda"), "auto") is torch.bfloat16
     assert T.amp_dtype(CPU, "float32") is None and T.amp_dtype(CPU, "bfloat16") is torch.bfloat16
-    amx = torch.cpu.get_capabilities().get("amx_bf16", False)
-    assert T.amp_dtype(CPU, "auto") is (torch.bfloat16 if amx else None)
+    for caps, want in (({"avx2": True, "avx512_bf16": False}, None),
+                       ({"avx512_bf16": True, "amx_bf16": False}, torch.bfloat16),
+                       ({"amx_bf16": True}, torch.bfloat16)):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+        assert T.amp_dtype(CPU, "auto") is want, caps
 
 
 def test_dataloader_path_matches_in_meaning(small_splits):

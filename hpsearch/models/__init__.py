@@ -51,6 +51,7 @@ def spec(name: str) -> ModelSpec:
         raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+@cache  # a shape-only forward costs ~60 ms; every trial checks its size twice
 def _accepts(name: str, size: int) -> bool:
     try:
         _shape_check(name, size)
