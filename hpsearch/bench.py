@@ -21,7 +21,8 @@ one least disturbed by other processes. The engine's GFLOP/s counts a training e
 float32 matmul rate measured in the same run.
 
 A study-level figure follows: a TPE lenet study with the median pruner against one without,
-each through `python -m hpsearch.study` on its own SQLite file: wall time, best val accuracy,
+each through `python -m hpsearch.study` on its own SQLite file, as many times as the
+networks' repeats, alternately; the fastest of each counts: wall time, best val accuracy,
 epochs actually trained.
 
 `--precision-check` instead trains each network in float32 and in bfloat16 autocast on the
