@@ -80,13 +80,16 @@ class PruneAlways(optuna.pruners.BasePruner):
 def test_the_last_epoch_is_never_pruned(arrays):
     """Stopping after the last epoch saves nothing; the trial completes with its value."""
     quiet_optuna()
-    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 2)
-    study = optuna.create_study(direction="maximize", pruner=PruneAlways())
-    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512, "epochs": 1})
-    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512, "epochs": 2})
-    study.optimize(Objective(space, small_splits_for(arrays, 500), torch.device("cpu")),
-                   n_trials=2)
-    one, two = study.get_trials()
+    splits = small_splits_for(arrays, 500)
+    trials = []
+    for epochs in (1, 2):
+        space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), epochs)
+        study = optuna.create_study(direction="maximize", pruner=PruneAlways())
+        study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512,
+                             "epochs": epochs})
+        study.optimize(Objective(space, splits, torch.device("cpu")), n_trials=1)
+        trials += study.get_trials()
+    one, two = trials
     assert one.state == TrialState.COMPLETE and list(one.intermediate_values) == [1]
     assert two.state == TrialState.PRUNED and two.user_attrs["epochs_run"] == 1
 
