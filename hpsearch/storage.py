@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpsearch.errors import UsageError
@@ -64,3 +69,51 @@ def load_study_at(name: str, url: str | None) -> tuple[optuna.Study, str]:
     """(study NAME, the resolved URL) from --storage URL or its defaults; see load_study."""
     url = resolve_url(url)
     return load_study(name, open_storage(url)), url
+
+
+class TrialClaim:
+    """Makes "count the study's trials, then start one" atomic among the workers of one storage,
+    so that --total-trials lands on exactly its number: acquire, count, and release once the new
+    trial is RUNNING in the storage, where the next worker's count sees it.
+
+    PostgreSQL: a session advisory lock keyed by the study name. SQLite: an exclusive flock on
+    a file in the temp folder named after the database's path (SQLite's workers share one
+    machine; the database file itself must not be opened here, as closing any descriptor of it
+    drops SQLite's own POSIX locks). Other storages: no lock; workers starting at the same
+    moment may then overshoot the total by the trials they start together.
+    """
+
+    def __init__(self, url: str, study_name: str):
+        self._url = sqlalchemy.engine.make_url(url)
+        self._study = study_name
+        self._engine = None
+        self._conn = None
+        self._file = None
+        self._lock_path = None
+        backend = self._url.get_backend_name()
+        if backend == "postgresql":
+            self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
+        elif backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
+            db = str(Path(self._url.database).resolve())
+            digest = hashlib.sha256(db.encode()).hexdigest()[:16]
+            self._lock_path = Path(tempfile.gettempdir()) / f"hpsearch-claim-{digest}.lock"
+
+    def acquire(self) -> None:
+        if self._engine is not None:
+            self._conn = self._engine.connect()
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext(:k))"),
+                               {"k": f"hpsearch:{self._study}"})
+        elif self._lock_path is not None:
+            self._file = open(self._lock_path, "a")
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        """Idempotent: called when the trial starts and again when it ends."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext(:k))"),
+                         {"k": f"hpsearch:{self._study}"})
+            conn.close()
+        if self._file is not None:
+            f, self._file = self._file, None
+            f.close()  # drops the flock

@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         run_trials(study, objective, n_trials, args.total_trials, args.timeout, grace,
+                   stores.TrialClaim(url, study.study_name),
                    report=lambda s, t: print(tag + trial_line(s, t), flush=True))
     except KeyboardInterrupt:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -358,33 +359,46 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int | None,
-               total: int | None, timeout: float | None, grace: int, report) -> None:
+               total: int | None, timeout: float | None, grace: int,
+               claim: stores.TrialClaim, report) -> None:
     """Run trials one at a time until N_TRIALS ran here, TIMEOUT passed, or the study holds
     TOTAL finished trials, counting those of every worker on the storage.
 
-    Before each trial the worker counts finished and running trials: it starts one only if
-    they leave room under TOTAL, so a group of workers lands on TOTAL rather than overshooting
-    by the trials in flight (as MaxTrialsCallback alone would). While the rest of the total is
-    running elsewhere it waits: a worker that dies leaves its trial to go stale, and Optuna then
-    fails it and queues a retry (RetryHeartbeatStaleTrialCallback), which a live worker runs.
+    Before each trial the worker takes CLAIM and counts finished and running trials: it starts
+    one only if they leave room under TOTAL, and lets go of CLAIM once that trial is RUNNING,
+    so a group of workers lands on TOTAL rather than overshooting by the trials in flight (as
+    MaxTrialsCallback alone would). While the rest of the total is running elsewhere it waits:
+    a worker that dies leaves its trial to go stale, and Optuna then fails it and queues a
+    retry (RetryHeartbeatStaleTrialCallback), which a live worker runs.
     """
     deadline = time.monotonic() + timeout if timeout else None
+
+    def started(trial: optuna.Trial):
+        claim.release()  # the trial is RUNNING in the storage: the next count sees it
+        return objective(trial)
+
     ran = 0
     while n_trials is None or ran < n_trials:
         if deadline is not None and time.monotonic() >= deadline:
             return
-        if total is not None:
-            optuna.storages.fail_stale_trials(study)
-            counts = {s: len(study.get_trials(deepcopy=False, states=(s,)))
-                      for s in FINISHED + (TrialState.RUNNING, TrialState.WAITING)}
-            finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-            if finished >= total:
-                break
-            if finished + counts[TrialState.RUNNING] >= total and not counts[TrialState.WAITING]:
-                time.sleep(1)  # the rest is in flight elsewhere; see whether it lands
-                continue
-        study.optimize(objective, n_trials=1, callbacks=[report], catch=(Diverged,),
-                       gc_after_trial=True)
+        try:
+            if total is not None:
+                claim.acquire()
+                optuna.storages.fail_stale_trials(study)
+                counts = {s: len(study.get_trials(deepcopy=False, states=(s,)))
+                          for s in FINISHED + (TrialState.RUNNING, TrialState.WAITING)}
+                finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+                if finished >= total:
+                    break
+                if (finished + counts[TrialState.RUNNING] >= total
+                        and not counts[TrialState.WAITING]):
+                    claim.release()
+                    time.sleep(1)  # the rest is in flight elsewhere; see whether it lands
+                    continue
+            study.optimize(started, n_trials=1, callbacks=[report], catch=(Diverged,),
+                           gc_after_trial=True)
+        finally:
+            claim.release()
         ran += 1
     sweep_stale_trials(study, grace)
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -12,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import ROOT, run_cli
+from hpsearch.storage import TrialClaim
 from hpsearch.study import split_trials, worker_argv
 
 PG_URL = os.environ.get("HPSEARCH_TEST_POSTGRES",
@@ -64,6 +66,36 @@ def create(url: str, name: str, extra=()) -> None:
     assert p.returncode == 0, p.stderr
 
 
+def assert_claim_excludes(url: str, study_name: str) -> None:
+    """While one TrialClaim is held, a second on the same storage and study waits for it."""
+    first, second = TrialClaim(url, study_name), TrialClaim(url, study_name)
+    got = threading.Event()
+
+    def take():
+        second.acquire()
+        got.set()
+        second.release()
+
+    first.acquire()
+    thread = threading.Thread(target=take)
+    thread.start()
+    try:
+        assert not got.wait(1.0), "the second claim got in while the first was held"
+    finally:
+        first.release()
+    assert got.wait(10), "the second claim never got in after the first was released"
+    thread.join()
+    first.release()  # a second release is harmless
+
+
+def test_trial_claim_excludes_on_postgres(pg_study):
+    assert_claim_excludes(PG_URL, pg_study)
+
+
+def test_trial_claim_excludes_on_sqlite(tmp_path):
+    assert_claim_excludes(f"sqlite:///{tmp_path}/s.db", "lenet")
+
+
 def test_workers_on_postgres_land_on_exactly_the_total(pg_study):
     create(PG_URL, pg_study)
     procs = [worker(PG_URL, pg_study, total=7, seed=s) for s in range(3)]
@@ -78,15 +110,16 @@ def test_workers_on_postgres_land_on_exactly_the_total(pg_study):
 
 
 def test_killed_worker_trial_is_retried_and_total_reached(pg_study):
-    # Slow enough trials (3,000 images, 3 epochs) that the kill lands mid-trial.
-    slow = ["--train-subset", "3000", "--max-epochs", "3"]
+    # Unpruned trials of 4 epochs; the kill lands once a running trial has reported its first
+    # epoch, so 3 of its epochs are still to come.
+    slow = ["--train-subset", "5000", "--max-epochs", "4", "--pruner", "none"]
     create(PG_URL, pg_study, slow)
     victim = worker(PG_URL, pg_study, total=6, seed=10, extra=slow)
     deadline = time.time() + 120
     while time.time() < deadline and not any(
-            t.state == TrialState.RUNNING for t in trials_of(PG_URL, pg_study)):
-        time.sleep(0.2)
-    time.sleep(1.0)
+            t.state == TrialState.RUNNING and t.intermediate_values
+            for t in trials_of(PG_URL, pg_study)):
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     running = [t.number for t in trials_of(PG_URL, pg_study) if t.state == TrialState.RUNNING]
