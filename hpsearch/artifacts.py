@@ -19,8 +19,7 @@ import optuna
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from sqlalchemy.engine import make_url
-
+from hpsearch import storage as stores
 from hpsearch.errors import UsageError
 
 ENV = "HPSEARCH_ARTIFACTS"
@@ -34,11 +33,8 @@ def artifact_dir(url: str, given: Path | None = None) -> Path | None:
         return Path(given)
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    db = Path(parsed.database)
-    return db.with_name(db.stem + "-artifacts")
+    db = stores.sqlite_file(url)
+    return None if db is None else db.with_name(db.stem + "-artifacts")
 
 
 def open_store(url: str, given: Path | None = None) -> FileSystemArtifactStore | None:

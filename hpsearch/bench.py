@@ -53,7 +53,7 @@ from torch import nn
 from hpsearch import data, lab, models
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
-from hpsearch.train import TrainConfig, amp_dtype, pick_device, train
+from hpsearch.train import TrainConfig, pick_device, precision_name, train
 
 LAB_WORKERS = 4  # the lab's DataLoader(num_workers=4)
 # The study runs here, so that it searches this checkout's studies/lenet.toml whatever the
@@ -247,12 +247,12 @@ def epochs_phrase(max_epochs: int | None) -> str:
     return "the space's epochs" if max_epochs is None else f"at most {max_epochs} epochs"
 
 
-def study_run(plan: StudyPlan, pruner: str, folder: Path, device: str) -> dict:
-    """One fresh study through the study command; its figures read back from the storage."""
+def study_run(plan: StudyPlan, pruner: str, db: Path, device: str) -> dict:
+    """One fresh study through the study command, stored in the new SQLite file DB; its figures
+    read back from the storage."""
     import optuna
 
-    url = f"sqlite:///{folder / f'{pruner}.db'}"
-    Path(folder / f"{pruner}.db").unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
     cmd = [sys.executable, "-m", "hpsearch.study", plan.network, "--trials", str(plan.trials),
            "--pruner", pruner, "--sampler", "tpe", "--seed", "0", "--storage", url,
            "--train-subset", str(plan.train_subset), "--val-size", str(plan.val_size),
@@ -286,9 +286,10 @@ def bench_study(plan: StudyPlan, device: str, repeats: int, say) -> dict:
         f"{plan.val_size} val images, {epochs_phrase(plan.max_epochs)}")
     runs = {"median": [], "none": []}
     with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as tmp:
-        for _ in range(repeats):
+        for i in range(repeats):
             for pruner in runs:
-                runs[pruner].append(study_run(plan, pruner, Path(tmp), device))
+                runs[pruner].append(study_run(plan, pruner, Path(tmp) / f"{pruner}-{i}.db",
+                                              device))
                 say(f"  {pruner}: {runs[pruner][-1]['wall_s']:.1f} s")
     best = {}
     for pruner, tries in runs.items():
@@ -482,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         report = precision_table(doc)
     else:
         doc["repeats"] = args.repeats or (1 if args.tiny else 2)
-        doc["engine_precision"] = str(amp_dtype(device, "auto") or
-                                     torch.float32).removeprefix("torch.")
+        doc["engine_precision"] = precision_name(device, "auto")
         doc["matmul_n"] = 512 if args.tiny else 2048
         doc["matmul_gflops"] = matmul_gflops(doc["matmul_n"], device)
         doc["matmul_bf16_gflops"] = matmul_gflops(doc["matmul_n"], device, torch.bfloat16)

@@ -20,7 +20,6 @@ from wsgiref.simple_server import WSGIServer, make_server
 
 import optuna
 import optuna_dashboard
-from sqlalchemy.engine import make_url
 
 from hpsearch import artifacts, storage as stores
 from hpsearch.cli import run_main
@@ -38,11 +37,10 @@ class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 
 def check_exists(url: str) -> None:
     """Refuse a SQLite file that is not there (opening it would create an empty one)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).is_file():
-            raise UsageError(f"no study storage at {parsed.database} ({url}); run a study first, "
-                             "or name the storage with --storage or $HPSEARCH_STORAGE")
+    db = stores.sqlite_file(url)
+    if db is not None and not db.is_file():
+        raise UsageError(f"no study storage at {db} ({url}); run a study first, "
+                         "or name the storage with --storage or $HPSEARCH_STORAGE")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

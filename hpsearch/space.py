@@ -49,6 +49,9 @@ FIXABLE = TUNABLE + ("resize", "precision")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "optimizers", "field")
 TYPES = ("float", "int", "categorical")
 INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
+# Fields that take one of a few names, and those names.
+NAMED_VALUES = {"optimizer": train.OPTIMIZERS, "schedule": train.SCHEDULES,
+                "precision": train.PRECISIONS}
 LAB_FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
 
 
@@ -142,15 +145,9 @@ def _allowed_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def _check_value(fld: str, value, where: str) -> None:
     """One value of a training field: right type and allowed."""
-    if fld == "optimizer" and value not in train.OPTIMIZERS:
-        raise SpaceError(f"{where}: optimizer {value!r} is unknown; "
-                         f"allowed: {', '.join(train.OPTIMIZERS)}")
-    if fld == "precision" and value not in train.PRECISIONS:
-        raise SpaceError(f"{where}: precision {value!r} is unknown; "
-                         f"allowed: {', '.join(train.PRECISIONS)}")
-    if fld == "schedule" and value not in train.SCHEDULES:
-        raise SpaceError(f"{where}: schedule {value!r} is unknown; "
-                         f"allowed: {', '.join(train.SCHEDULES)}")
+    named = NAMED_VALUES.get(fld)
+    if named is not None and value not in named:
+        raise SpaceError(f"{where}: {fld} {value!r} is unknown; allowed: {', '.join(named)}")
     if fld in INT_FIELDS and (not isinstance(value, int) or isinstance(value, bool) or value < 0
                               or (fld != "workers" and value < 1)):
         raise SpaceError(f"{where}: {fld} must be a whole number >= {0 if fld == 'workers' else 1}, "

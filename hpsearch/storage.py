@@ -25,6 +25,14 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("HPSEARCH_STORAGE") or DEFAULT_URL
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database or a server."""
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def grace_for(heartbeat: int) -> int:
     """Seconds without a heartbeat after which a trial counts as dead (3 missed beats)."""
     return heartbeat * GRACE_SECONDS // HEARTBEAT_SECONDS
@@ -84,25 +92,24 @@ class TrialClaim:
     """
 
     def __init__(self, url: str, study_name: str):
-        self._url = sqlalchemy.engine.make_url(url)
-        self._study = study_name
+        parsed = sqlalchemy.engine.make_url(url)
+        self._key = {"k": f"hpsearch:{study_name}"}  # hashed to the advisory lock's number
         self._engine = None
         self._conn = None
         self._file = None
         self._lock_path = None
-        backend = self._url.get_backend_name()
-        if backend == "postgresql":
-            self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool)
-        elif backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
-            db = str(Path(self._url.database).resolve())
-            digest = hashlib.sha256(db.encode()).hexdigest()[:16]
+        db = sqlite_file(url)
+        if parsed.get_backend_name() == "postgresql":
+            self._engine = sqlalchemy.create_engine(parsed, poolclass=sqlalchemy.pool.NullPool)
+        elif db is not None:
+            digest = hashlib.sha256(str(db.resolve()).encode()).hexdigest()[:16]
             self._lock_path = Path(tempfile.gettempdir()) / f"hpsearch-claim-{digest}.lock"
 
     def acquire(self) -> None:
         if self._engine is not None:
             self._conn = self._engine.connect()
             self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext(:k))"),
-                               {"k": f"hpsearch:{self._study}"})
+                               self._key)
         elif self._lock_path is not None:
             self._file = open(self._lock_path, "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)
@@ -111,8 +118,7 @@ class TrialClaim:
         """Idempotent: called when the trial starts and again when it ends."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext(:k))"),
-                         {"k": f"hpsearch:{self._study}"})
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext(:k))"), self._key)
             conn.close()
         if self._file is not None:
             f, self._file = self._file, None

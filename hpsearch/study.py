@@ -135,12 +135,12 @@ def open_study(args: argparse.Namespace, storage, space: spaces.Space) -> optuna
     seed = int(np.random.SeedSequence([sampler_seed(args), len(study.trials)]).generate_state(1)[0])
     study.sampler = make_sampler(args.sampler, seed, space)
     stored = study.user_attrs.get("setup")
-    if stored is not None:
-        stored = {"precision": "auto", **stored}  # studies from before --precision ran "auto"
     if stored is None:
         study.set_user_attr("setup", setup)
         study.set_metric_names(["val_accuracy", "train_seconds"][:len(directions)])
-    elif stored != setup:
+        stored = setup
+    stored = {"precision": "auto", **stored}  # studies from before --precision ran "auto"
+    if stored != setup:
         diff = ", ".join(f"{k}: stored {stored.get(k)!r}, now {setup[k]!r}"
                          for k in setup if stored.get(k) != setup[k])
         raise UsageError(f"study {args.study_name!r} in {storage.url} was run with other "

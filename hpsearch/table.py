@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.train import CHANCE, CHANCE_MARGIN
+from hpsearch import train
 
 LAB_COLUMNS = ("optimizer", "lr", "epochs", "batch size", "workers", "total loss",
                "total accuracy", "run time (s)")
@@ -63,7 +63,7 @@ def fmt(column: str, value) -> str:
 
 def at_chance(t: FrozenTrial) -> bool:
     best = t.user_attrs.get("best_val_acc")
-    return best is not None and best < CHANCE + CHANCE_MARGIN
+    return best is not None and train.at_chance(best)
 
 
 def flags(t: FrozenTrial) -> list[str]:

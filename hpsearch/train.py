@@ -30,7 +30,8 @@ from hpsearch.errors import UsageError
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 # Arithmetic of convolutions and matmuls: "auto" is bfloat16 autocast where the hardware
-# multiplies bfloat16 natively (CUDA; CPUs with AMX), float32 elsewhere; see `amp_dtype`.
+# multiplies bfloat16 natively (CUDA; CPUs with AMX or AVX512-BF16), float32 elsewhere; see
+# `amp_dtype`.
 PRECISIONS = ("auto", "float32", "bfloat16")
 # Optimizers whose momentum can be set, and the value used when it is not given.
 MOMENTUM_DEFAULTS = {"momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0}
@@ -250,6 +251,11 @@ def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
+def precision_name(device: torch.device, precision: str) -> str:
+    """What PRECISION means on DEVICE, for people: "bfloat16" or "float32"."""
+    return str(amp_dtype(device, precision) or torch.float32).removeprefix("torch.")
+
+
 def autocast(device: torch.device, precision: str = "auto"):
     dtype = amp_dtype(device, precision)
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
@@ -361,10 +367,15 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
     result.final_val_acc = result.epochs[-1].val_acc
     result.best_val_acc = max(r.val_acc for r in result.epochs)
     result.examples_per_s = seen / phase_seconds
-    if result.status == "completed" and result.best_val_acc < CHANCE + CHANCE_MARGIN:
+    if result.status == "completed" and at_chance(result.best_val_acc):
         result.reason = (f"stuck at chance accuracy: best val acc {result.best_val_acc:.3f} "
                          f"with {data.CLASSES} classes")
     return result
+
+
+def at_chance(best_val_acc: float) -> bool:
+    """A run whose best val accuracy stays within CHANCE_MARGIN of 1/10 learned nothing."""
+    return best_val_acc < CHANCE + CHANCE_MARGIN
 
 
 def summary_line(r: RunResult) -> str:
@@ -397,7 +408,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of convolutions and matmuls; auto (default): bfloat16 on "
-                        "CUDA and on CPUs with AMX, float32 elsewhere")
+                        "CUDA and on CPUs that multiply it natively (AMX, AVX512-BF16), "
+                        "float32 elsewhere")
     p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
                    help="train on a stratified subset of N images of the training split")
     p.add_argument("--val-size", type=positive(int, "--val-size"), default=10_000,
@@ -427,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     arrays = data.load(args.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
                               train_subset=args.train_subset)
-    precision = str(amp_dtype(device, cfg.precision) or torch.float32).removeprefix("torch.")
-    print(f"{cfg.model} at {cfg.size}x{cfg.size} on {device} ({precision}): "
+    print(f"{cfg.model} at {cfg.size}x{cfg.size} on {device} "
+          f"({precision_name(device, cfg.precision)}): "
           f"{cfg.optimizer} lr {cfg.lr:g}, "
           f"{cfg.epochs} epochs, batch {cfg.batch_size}; {len(splits.train)} train / "
           f"{len(splits.val)} val images from {arrays.source}", flush=True)
