@@ -53,7 +53,8 @@ from torch import nn
 from hpsearch import data, lab, models
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
-from hpsearch.train import TrainConfig, pick_device, precision_name, train
+from hpsearch.config import TrainConfig
+from hpsearch.train import pick_device, resolve_precision, train
 
 LAB_WORKERS = 4  # the lab's DataLoader(num_workers=4)
 # The study runs here, so that it searches this checkout's studies/lenet.toml whatever the
@@ -483,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         report = precision_table(doc)
     else:
         doc["repeats"] = args.repeats or (1 if args.tiny else 2)
-        doc["engine_precision"] = precision_name(device, "auto")
+        doc["engine_precision"] = resolve_precision(device, "auto")
         doc["matmul_n"] = 512 if args.tiny else 2048
         doc["matmul_gflops"] = matmul_gflops(doc["matmul_n"], device)
         doc["matmul_bf16_gflops"] = matmul_gflops(doc["matmul_n"], device, torch.bfloat16)

@@ -21,7 +21,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 import optuna
 import optuna_dashboard
 
-from hpsearch import artifacts, storage as stores
+from hpsearch import artifacts, options, storage as stores
 from hpsearch.cli import run_main
 from hpsearch.errors import UsageError
 
@@ -35,20 +35,10 @@ class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def check_exists(url: str) -> None:
-    """Refuse a SQLite file that is not there (opening it would create an empty one)."""
-    db = stores.sqlite_file(url)
-    if db is not None and not db.is_file():
-        raise UsageError(f"no study storage at {db} ({url}); run a study first, "
-                         "or name the storage with --storage or $HPSEARCH_STORAGE")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m hpsearch.dashboard",
-        description="Serve optuna-dashboard on a study storage, with the trials' artifacts.")
-    p.add_argument("--storage", metavar="URL",
-                   help=f"default: $HPSEARCH_STORAGE or {stores.DEFAULT_URL}")
+    p = options.parser("python -m hpsearch.dashboard",
+                       "Serve optuna-dashboard on a study storage, with the trials' artifacts.")
+    options.add_storage(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -64,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     # The storage's heartbeat options are experimental in Optuna: no warning on every start.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = stores.resolve_url(args.storage)
-    check_exists(url)
+    stores.require_existing(url)
     storage = stores.open_storage(url)
     store = artifacts.open_store(url, args.artifacts)
     app = optuna_dashboard.wsgi(storage, artifact_store=store)
@@ -74,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"cannot listen on {args.host}:{args.port} ({err.strerror}); "
                          "choose another --port") from None
     where = artifacts.artifact_dir(url, args.artifacts)
-    print(f"optuna-dashboard on http://{args.host}:{server.server_port}/ for {url}; artifacts: "
+    print(f"optuna-dashboard on http://{args.host}:{server.server_port}/ for {stores.redact(url)}; "
+          f"artifacts: "
           f"{where.absolute() if where else f'none (set ${artifacts.ENV})'}; Ctrl-C stops it",
           flush=True)
     with server:

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from hpsearch.errors import UsageError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = 10
 IMAGE_SIZE = 28  # pixels per side of a stored image
 
 # md5 of the *decompressed* files, as published by Zalando and listed in the foundation issue.
@@ -208,30 +207,80 @@ def load(
     return FashionMNISTArrays(train.data, train.targets, test.data, test.targets, source)
 
 
-def stratified_split(
-    labels: torch.Tensor, n_val: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded split of range(len(labels)) into (train, validation) index tensors whose class
-    proportions match the whole. Each class gives round(n_val * its share) validation items."""
-    if not 0 < n_val < len(labels):
-        raise UsageError(f"validation size must be between 1 and {len(labels) - 1}, got {n_val}")
+def apportion(n: int, sizes: list[int], ties: list[int]) -> list[int]:
+    """N items shared exactly among groups of SIZES (each >= 1) in proportion to the sizes,
+    every group at least one: a group whose proportional share is below one gets one, and the
+    others share what is left, until every share is at least one; then by largest remainder
+    (Hamilton's method), equal remainders first to the group that comes first in TIES (a
+    permutation of the group numbers). No group gets more than its size.
+    Needs len(sizes) <= n <= sum(sizes)."""
+    shares = [1] * len(sizes)
+    groups = list(range(len(sizes)))
+    while True:
+        left, total = n - (len(sizes) - len(groups)), sum(sizes[g] for g in groups)
+        small = {g for g in groups if left * sizes[g] < total}  # share left * size / total < 1
+        if not small:
+            break
+        groups = [g for g in groups if g not in small]
+    # Integer quotients and remainders of left * size / total: exact, so ties are true ties.
+    quotients = {g: divmod(left * sizes[g], total) for g in groups}
+    for g, (q, _) in quotients.items():
+        shares[g] = q
+    rank = {group: i for i, group in enumerate(ties)}
+    by_remainder = sorted(groups, key=lambda g: (-quotients[g][1], rank[g]))
+    for g in by_remainder[:left - sum(q for q, _ in quotients.values())]:
+        shares[g] += 1
+    return shares
+
+
+def _shuffled_classes(labels: torch.Tensor, seed: int) -> tuple[list[torch.Tensor], list[int]]:
+    """Each class's indices into LABELS in a seeded random order, and a seeded order of the
+    classes that breaks apportion's ties. The ties are drawn last so that the per-class orders
+    (and with them every split whose sizes divide evenly) are those of earlier versions."""
     gen = torch.Generator().manual_seed(seed)
-    train, val = [], []
-    for c in range(int(labels.max()) + 1):
+    members = []
+    for c in labels.unique().tolist():
         idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=gen)]
-        k = round(n_val * len(idx) / len(labels))
-        val.append(idx[:k])
-        train.append(idx[k:])
-    return torch.cat(train).sort().values, torch.cat(val).sort().values
+        members.append(idx[torch.randperm(len(idx), generator=gen)])
+    ties = torch.randperm(len(members), generator=gen).tolist()
+    return members, ties
 
 
-def stratified_subset(index: torch.Tensor, labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """A seeded, class-balanced subset of N entries of INDEX (all of INDEX when N >= its size)."""
-    if n >= len(index):
-        return index
-    keep, _ = stratified_split(labels[index], len(index) - n, seed)
-    return index[keep]
+def stratified_split(
+    labels: torch.Tensor, n_val: int, seed: int, name: str = "validation size"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split of range(len(labels)) into (train, validation) index tensors, validation of
+    exactly N_VAL items; both hold every class, in the proportions of the whole as near as
+    whole items allow (apportion). NAME: what N_VAL is called in an error."""
+    members, ties = _shuffled_classes(labels, seed)
+    k, n = len(members), len(labels)
+    if min(len(m) for m in members) < 2:
+        raise UsageError(f"every class needs at least 2 images to appear on both sides of a "
+                         f"split; these labels have a class with {min(len(m) for m in members)}")
+    if not k <= n_val <= n - k:
+        raise UsageError(f"{name} must be between {k} (one image per class) and "
+                         f"{n - k} (one image per class left to train on), got {n_val}")
+    # Each class keeps one image back for training; validation shares the rest.
+    shares = apportion(n_val, [len(m) - 1 for m in members], ties)
+    val = torch.cat([m[:share] for m, share in zip(members, shares)])
+    train = torch.cat([m[share:] for m, share in zip(members, shares)])
+    return train.sort().values, val.sort().values
+
+
+def stratified_subset(index: torch.Tensor, labels: torch.Tensor, n: int, seed: int,
+                      name: str = "subset size") -> torch.Tensor:
+    """A seeded subset of exactly N entries of INDEX (sorted) that holds every class of
+    LABELS[INDEX], in their proportions as near as whole items allow (apportion). NAME: what N
+    is called in an error."""
+    members, ties = _shuffled_classes(labels[index], seed)
+    if not len(members) <= n <= len(index):
+        raise UsageError(f"{name} must be between {len(members)} (one image per class) and "
+                         f"{len(index)} (all the images it is drawn from), got {n}")
+    shares = apportion(n, [len(m) for m in members], ties)
+    # Each class's last SHARE, as subsets were taken before sizes were exact, so that a subset
+    # whose size divides evenly keeps the images it always had.
+    keep = torch.cat([m[len(m) - share:] for m, share in zip(members, shares)])
+    return index[keep.sort().values]
 
 
 @dataclass(frozen=True)
@@ -260,12 +309,14 @@ def make_splits(
     val_subset: int | None = None,
 ) -> Splits:
     """Seeded, stratified train/validation split of the 60,000 training images, moved once to
-    DEVICE. The test images are not touched here."""
-    train_idx, val_idx = stratified_split(arrays.train_y, val_size, seed)
+    DEVICE: exactly VAL_SIZE validation images (VAL_SUBSET of them when given) and the rest to
+    train on (exactly TRAIN_SUBSET of them when given). The test images are not touched here."""
+    train_idx, val_idx = stratified_split(arrays.train_y, val_size, seed, "val_size")
     if train_subset is not None:
-        train_idx = stratified_subset(train_idx, arrays.train_y, train_subset, seed)
+        train_idx = stratified_subset(train_idx, arrays.train_y, train_subset, seed,
+                                      "train_subset")
     if val_subset is not None:
-        val_idx = stratified_subset(val_idx, arrays.train_y, val_subset, seed)
+        val_idx = stratified_subset(val_idx, arrays.train_y, val_subset, seed, "val_subset")
     return Splits(_to_split(arrays.train_x, arrays.train_y, train_idx, device),
                   _to_split(arrays.train_x, arrays.train_y, val_idx, device))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -22,37 +21,16 @@ import torch
 import torchvision
 from optuna.trial import FrozenTrial
 
-from hpsearch import data, storage as stores
+from hpsearch import data, options, storage as stores
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
-from hpsearch.study import quiet_optuna
-from hpsearch.train import TrainConfig, evaluate, eval_batch_size, pick_device, train
-
-DEFAULTS = TrainConfig(model="lenet")
-
+from hpsearch.study.output import quiet_optuna
+from hpsearch.config import DEFAULT_VAL_SIZE, TrainConfig, train_command
+from hpsearch.train import evaluate, eval_batch_size, pick_device, train
 
 def reproduce_command(cfg: TrainConfig, setup: dict, train_subset: int | None) -> str:
-    """The `python -m hpsearch.train` line that trains CFG as the study's trial did."""
-    args = ["python", "-m", "hpsearch.train", cfg.model, "--optimizer", cfg.optimizer,
-            "--lr", repr(cfg.lr), "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size)]
-    if cfg.momentum is not None:
-        args += ["--momentum", repr(cfg.momentum)]
-    if cfg.weight_decay:
-        args += ["--weight-decay", repr(cfg.weight_decay)]
-    if cfg.schedule != DEFAULTS.schedule:
-        args += ["--schedule", cfg.schedule]
-    if cfg.resize is not None:
-        args += ["--resize", str(cfg.resize)]
-    if cfg.workers:
-        args += ["--workers", str(cfg.workers)]
-    if cfg.precision != DEFAULTS.precision:
-        args += ["--precision", cfg.precision]
-    args += ["--seed", str(cfg.seed)]
-    if train_subset is not None:
-        args += ["--train-subset", str(train_subset)]
-    if setup.get("val_size", 10_000) != 10_000:
-        args += ["--val-size", str(setup["val_size"])]
-    return shlex.join(args)
+    """The `python -m hpsearch.train` line that trains CFG on the study's split."""
+    return train_command(cfg, train_subset, setup.get("val_size", DEFAULT_VAL_SIZE))
 
 
 def trial_entry(t: FrozenTrial, setup: dict) -> dict:
@@ -71,7 +49,7 @@ def test_accuracy(cfg: TrainConfig, setup: dict, arrays: data.FashionMNISTArrays
                   device: torch.device, train_subset: int | None, log) -> dict:
     """Train CFG on the study's training split (optionally a subset) and evaluate once on the
     test images."""
-    splits = data.make_splits(arrays, device, val_size=setup.get("val_size", 10_000),
+    splits = data.make_splits(arrays, device, val_size=setup.get("val_size", DEFAULT_VAL_SIZE),
                               seed=cfg.seed, train_subset=train_subset)
     start = time.perf_counter()
     result = train(cfg, splits, device, log=log)
@@ -116,18 +94,17 @@ def build_export(study: optuna.Study, test: dict | None) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m hpsearch.export",
-                                description="Write a study's best parameters as JSON.")
+    p = options.parser("python -m hpsearch.export", "Write a study's best parameters as JSON.")
     p.add_argument("study", metavar="STUDY")
-    p.add_argument("--storage", metavar="URL",
-                   help=f"default: $HPSEARCH_STORAGE or {stores.DEFAULT_URL}")
+    options.add_storage(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="default: best-STUDY.json")
     p.add_argument("--no-test", action="store_true",
                    help="skip the retraining that measures test accuracy")
     p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
                    help="retrain on N images instead of the whole training split (faster)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir", type=Path)
+    options.add_device(p)
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="folder with the four Fashion-MNIST IDX files")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -142,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         best = []
     if not best:
         raise UsageError(f"study {args.study!r} has no completed trial yet; nothing to export")
+    setup = study.user_attrs.get("setup", {})
+    options.check_split(setup.get("val_size", DEFAULT_VAL_SIZE), args.train_subset)
     test = None
     if not args.no_test:
         top = max(best, key=lambda t: t.values[0])  # the most accurate (Pareto) trial
@@ -151,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retraining trial {top.number} to measure test accuracy ...", flush=True)
         log = None if args.quiet else (lambda line: print("    " + line, flush=True))
         test = {"trial": top.number,
-                **test_accuracy(cfg, study.user_attrs.get("setup", {}), arrays, device,
-                                args.train_subset, log)}
+                **test_accuracy(cfg, setup, arrays, device, args.train_subset, log)}
     doc = build_export(study, test)
     out = args.out or Path(f"best-{args.study}.json")
     out.write_text(json.dumps(doc, indent=2, default=str))

@@ -1,5 +1,5 @@
 """The Optuna glue: one trial = suggest a config from the space, train it, store what a user
-needs to judge it. The training loop itself knows nothing of Optuna; it sees a callback."""
+needs to judge it. The training loop itself knows nothing of Optuna; it sees callbacks."""
 
 from __future__ import annotations
 
@@ -11,15 +11,29 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpsearch import artifacts, data, space as spaces
-from hpsearch.train import RunResult, TrainConfig, train
+from hpsearch.config import TrainConfig
+from hpsearch.errors import TrialEnded
+from hpsearch.train import RunResult, train
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_seconds",
              "examples_per_s", "params", "device", "status", "reason")
 
 
-class Diverged(Exception):
-    """A trial's training loss blew up; the trial ends as FAIL with the reason stored."""
+class Diverged(TrialEnded):
+    """The training loss blew up; the trial ends as FAIL with the reason stored."""
+
+
+class OutOfMemory(TrialEnded):
+    """The device ran out of memory; the trial ends as FAIL, the study goes on."""
+
+
+class Interrupted(TrialEnded):
+    """The user asked the study to stop (Ctrl-C, SIGTERM); the trial ends as FAIL and a lab
+    row it ran is queued again by the next run."""
+
+
+ENDINGS = {"diverged": Diverged, "out_of_memory": OutOfMemory, "interrupted": Interrupted}
 
 
 def store_result(trial: optuna.Trial, result: RunResult) -> None:
@@ -45,6 +59,8 @@ class Objective:
     log: Callable[[str], None] | None = None
     # Where each trial's learning-curve PNG goes (artifacts.open_store); None: nowhere.
     artifact_store: FileSystemArtifactStore | None = None
+    # Asked at the training loop's progress points: True ends the trial as interrupted.
+    should_stop: Callable[[], bool] | None = None
 
     def __call__(self, trial: optuna.Trial):
         cfg = TrainConfig(model=self.space.network, seed=self.seed,
@@ -61,15 +77,16 @@ class Objective:
                 return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
             return None
 
-        result = train(cfg, self.splits, self.device, on_epoch=on_epoch, log=self.log)
+        result = train(cfg, self.splits, self.device, on_epoch=on_epoch, log=self.log,
+                       should_stop=self.should_stop)
         store_result(trial, result)
         # Uploaded before the trial ends, so pruned and diverged runs show their curves too.
-        if self.artifact_store is not None:
+        if self.artifact_store is not None and result.epochs:
             artifacts.upload_learning_curve(trial, self.artifact_store)
         if result.status == "stopped":
             raise optuna.TrialPruned(result.reason)
-        if result.status == "diverged":
-            raise Diverged(result.reason)
+        if result.status in ENDINGS:
+            raise ENDINGS[result.status](result.reason)
         if self.two_objectives:
             return result.final_val_acc, result.train_seconds
         return result.final_val_acc

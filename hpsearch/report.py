@@ -26,11 +26,10 @@ import optuna.visualization as plotly_plots
 import optuna.visualization.matplotlib as matplotlib_plots
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import storage as stores, table as tables
+from hpsearch import options, storage as stores, table as tables
 from hpsearch.cli import run_main
-from hpsearch.export import reproduce_command
-from hpsearch.study import quiet_optuna
-from hpsearch.train import TrainConfig
+from hpsearch.study.output import quiet_optuna
+from hpsearch.config import DEFAULT_VAL_SIZE, TrainConfig, train_command
 
 EVALUATOR_NAME = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator)"
 PLOTLY_JS = "plotly.min.js"
@@ -222,7 +221,8 @@ def best_lines(study: optuna.Study) -> list[str]:
     if tables.at_chance(top):
         lines.append("Even the best trial sat at CHANCE LEVEL: no configuration learned anything.")
     if "config" in top.user_attrs:
-        command = reproduce_command(TrainConfig(**cfg), setup, setup.get("train_subset"))
+        command = train_command(TrainConfig(**cfg), setup.get("train_subset"),
+                                setup.get("val_size", DEFAULT_VAL_SIZE))
         lines.append(f"Reproduce it: `{command}`")
     return lines
 
@@ -335,13 +335,12 @@ def write(study: optuna.Study, out: Path) -> Report:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m hpsearch.report",
-        description="Write a study's plots, lab-style table and summary into a folder with an "
-                    "index.html that works offline.")
+    p = options.parser(
+        "python -m hpsearch.report",
+        "Write a study's plots, lab-style table and summary into a folder with an index.html "
+        "that works offline.")
     p.add_argument("study", metavar="STUDY")
-    p.add_argument("--storage", metavar="URL",
-                   help=f"default: $HPSEARCH_STORAGE or {stores.DEFAULT_URL}")
+    options.add_storage(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="default: reports/STUDY")
     return p.parse_args(argv)
 

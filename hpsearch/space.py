@@ -36,11 +36,12 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import optuna
 
-from hpsearch import models, train
+from hpsearch import config, models
 from hpsearch.errors import UsageError
 
 TUNABLE = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "schedule",
@@ -50,8 +51,8 @@ PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "optimizers", "fi
 TYPES = ("float", "int", "categorical")
 INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
 # Fields that take one of a few names, and those names.
-NAMED_VALUES = {"optimizer": train.OPTIMIZERS, "schedule": train.SCHEDULES,
-                "precision": train.PRECISIONS}
+NAMED_VALUES = {"optimizer": config.OPTIMIZERS, "schedule": config.SCHEDULES,
+                "precision": config.PRECISIONS}
 LAB_FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
 
 
@@ -230,11 +231,35 @@ def _range(fld: str, kind: str, spec: dict, where: str):
     if log and low <= 0:
         raise SpaceError(f"{where}: log scale needs low > 0, got low = {low}")
     step = spec.get("step")
-    if step is not None and log:
-        raise SpaceError(f"{where}: step and log cannot be combined")
+    if step is not None:
+        if log:
+            raise SpaceError(f"{where}: step and log cannot be combined")
+        _check_step(kind, low, high, step, f"{where}.step")
     if kind == "int":
-        return optuna.distributions.IntDistribution(low, high, log=log, step=step or 1)
+        return optuna.distributions.IntDistribution(low, high, log=log,
+                                                    step=1 if step is None else step)
     return optuna.distributions.FloatDistribution(float(low), float(high), log=log, step=step)
+
+
+def _check_step(kind: str, low, high, step, where: str) -> None:
+    """A step Optuna takes as given: a whole number >= 1 for an int parameter, a finite
+    number > 0 for a float one, that divides high - low (else Optuna moves high down to the
+    last multiple, and the space searched is not the one written)."""
+    if kind == "int":
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise SpaceError(f"{where}: step must be a whole number >= 1, got {step!r}")
+    elif (isinstance(step, bool) or not isinstance(step, (int, float))
+          or not (math.isfinite(step) and step > 0)):
+        raise SpaceError(f"{where}: step must be a number > 0, got {step!r}")
+    # Decimal of the written text, as Optuna checks it: 0.3 - 0.1 is 0.2 here, not 0.19999...
+    d_low, d_high, d_step = (Decimal(str(v)) for v in (low, high, step))
+    over = (d_high - d_low) % d_step
+    if over:
+        below = d_high - over
+        fits = [int(v) if kind == "int" else float(v) for v in (below, below + d_step)]
+        raise SpaceError(f"{where}: step {step} does not divide high - low ({high} - {low}), "
+                         f"so Optuna would lower high to {fits[0]}; make high {fits[0]} or "
+                         f"{fits[1]}")
 
 
 def _check_coverage(space: Space, where: str) -> None:
@@ -250,9 +275,9 @@ def _check_coverage(space: Space, where: str) -> None:
                     raise SpaceError(f"{where}: params.{seen[p.field]} and params.{p.name} both set "
                                      f"{p.field} for optimizer {o!r}; restrict one with optimizers")
                 seen[p.field] = p.name
-        if "momentum" in seen and o not in train.MOMENTUM_DEFAULTS:
+        if "momentum" in seen and o not in config.MOMENTUM_DEFAULTS:
             raise SpaceError(f"{where}: params.{seen['momentum']}: optimizer {o!r} takes no momentum; "
-                             f"give it optimizers = a subset of {list(train.MOMENTUM_DEFAULTS)}")
+                             f"give it optimizers = a subset of {list(config.MOMENTUM_DEFAULTS)}")
     if optimizer is None and any(p.optimizers for p in space.params):
         raise SpaceError(f"{where}: parameters restricted by optimizers need a params.optimizer")
 
@@ -284,21 +309,27 @@ def _lab_space(path: Path, network: str, fixed: dict, doc: dict) -> Space:
 
 def cap_epochs(space: Space, max_epochs: int) -> Space:
     """The same space with no trial training more than MAX_EPOCHS epochs (to size a study
-    for a CPU). Ranges and choices are clipped, so the stored params say what was trained."""
+    for a CPU). Ranges and choices are clipped, so the stored params say what was trained.
+    Where a trial can get its epochs from no parameter (none for epochs, or one only for some
+    optimizers) and none are fixed, TrainConfig's default is fixed, capped: parameters that
+    apply override fixed fields (suggest)."""
     params = []
     for p in space.params:
         d = p.distribution
         if p.field == "epochs":
             if isinstance(d, optuna.distributions.IntDistribution):
-                d = optuna.distributions.IntDistribution(min(d.low, max_epochs),
-                                                         min(d.high, max_epochs), log=d.log,
-                                                         step=1 if d.log else d.step)
+                low = min(d.low, max_epochs)
+                # The last value on the step's grid within the cap (step is 1 with log).
+                high = low + (min(d.high, max_epochs) - low) // d.step * d.step
+                d = optuna.distributions.IntDistribution(low, high, log=d.log, step=d.step)
             else:
                 d = optuna.distributions.CategoricalDistribution(
                     sorted({min(c, max_epochs) for c in d.choices}))
         params.append(Param(p.name, p.field, d, p.optimizers))
     fixed = dict(space.fixed)
-    if "epochs" in fixed:
-        fixed["epochs"] = min(fixed["epochs"], max_epochs)
+    if "epochs" in fixed or not any(p.field == "epochs" and p.optimizers is None
+                                    for p in space.params):
+        default = config.TrainConfig(model=space.network).epochs
+        fixed["epochs"] = min(fixed.get("epochs", default), max_epochs)
     rows = tuple({**r, "epochs": min(r["epochs"], max_epochs)} for r in space.lab_rows)
     return Space(space.path, space.network, tuple(params), fixed, rows, space.lab_labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -15,6 +16,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from hpsearch.errors import UsageError
 
 DEFAULT_URL = "sqlite:///hpsearch.db"  # embedded, in the working directory
+ENV = "HPSEARCH_STORAGE"  # names the storage when --storage does not
 HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often ...
 GRACE_SECONDS = 30  # ... and counts as dead (then failed and retried) after this long without
 MAX_RETRY = 2  # times a trial of a dead worker is re-run with the same parameters
@@ -22,12 +24,31 @@ MAX_RETRY = 2  # times a trial of a dead worker is re-run with the same paramete
 
 def resolve_url(url: str | None) -> str:
     """--storage, else $HPSEARCH_STORAGE, else the SQLite file hpsearch.db here."""
-    return url or os.environ.get("HPSEARCH_STORAGE") or DEFAULT_URL
+    return url or os.environ.get(ENV) or DEFAULT_URL
+
+
+def redact(url: str) -> str:
+    """URL as it may be printed or stored in a report: any password shown as ***."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)  # not parse_url: that reports through here
+        # libpq also takes the password as a query parameter
+        hidden = {k: "***" for k in parsed.query if k.lower() in ("password", "passwd")}
+        return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show only its scheme
+        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+
+
+def parse_url(url: str) -> sqlalchemy.engine.URL:
+    try:
+        return sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UsageError(f"{redact(url)!r} is not a storage URL; write e.g. "
+                         f"{DEFAULT_URL} or postgresql+psycopg2://USER@HOST:5432/DB") from None
 
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL; None for an in-memory database or a server."""
-    parsed = sqlalchemy.engine.make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
@@ -41,9 +62,10 @@ def grace_for(heartbeat: int) -> int:
 def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
     """An RDB storage whose heartbeat lets a later run (or another worker) fail and retry the
     trial of a process that was killed mid-trial, through Optuna's own mechanism."""
+    password = parse_url(url).password
     if url.startswith("postgresql://"):
         raise UsageError(
-            f"storage URL {url!r} names no driver; write postgresql+psycopg2://... "
+            f"storage URL {redact(url)!r} names no driver; write postgresql+psycopg2://... "
             "(install the driver with: pip install 'hpsearch[postgres]')")
     engine_kwargs = {}
     if url.startswith("sqlite"):
@@ -57,11 +79,14 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
         )
     except ImportError as err:
-        raise UsageError(f"storage {url!r} needs a driver that is not installed ({err}); "
+        raise UsageError(f"storage {redact(url)!r} needs a driver that is not installed ({err}); "
                          "for PostgreSQL: pip install 'hpsearch[postgres]'") from None
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open"
-        raise UsageError(f"cannot open storage {url!r}: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0]}") from None
+        first = str(err).splitlines()[0]
+        if password:  # a driver's message may quote the connection string
+            first = first.replace(password, "***")
+        raise UsageError(f"cannot open storage {redact(url)!r}: {type(err).__name__}: "
+                         f"{first}") from None
 
 
 def load_study(name: str, storage: RDBStorage) -> optuna.Study:
@@ -69,14 +94,25 @@ def load_study(name: str, storage: RDBStorage) -> optuna.Study:
     names = optuna.get_all_study_names(storage)
     if name not in names:
         listing = ", ".join(sorted(names)) if names else "none"
-        raise UsageError(f"no study named {name!r} in {storage.url}; studies there: {listing}")
+        raise UsageError(f"no study named {name!r} in {redact(storage.url)}; studies there: "
+                         f"{listing}")
     return optuna.load_study(study_name=name, storage=storage)
 
 
 def load_study_at(name: str, url: str | None) -> tuple[optuna.Study, str]:
     """(study NAME, the resolved URL) from --storage URL or its defaults; see load_study."""
     url = resolve_url(url)
+    require_existing(url)
     return load_study(name, open_storage(url)), url
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that is not there: opening it would create an empty one (a report
+    or export run in the wrong folder would leave an empty hpsearch.db behind)."""
+    db = sqlite_file(url)
+    if db is not None and not db.is_file():
+        raise UsageError(f"no study storage at {db} ({redact(url)}); run a study first, or name the "
+                         f"storage with --storage or ${ENV}")
 
 
 class TrialClaim:
@@ -92,7 +128,7 @@ class TrialClaim:
     """
 
     def __init__(self, url: str, study_name: str):
-        parsed = sqlalchemy.engine.make_url(url)
+        parsed = parse_url(url)
         self._key = {"k": f"hpsearch:{study_name}"}  # hashed to the advisory lock's number
         self._engine = None
         self._conn = None
@@ -113,6 +149,14 @@ class TrialClaim:
         elif self._lock_path is not None:
             self._file = open(self._lock_path, "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    @contextlib.contextmanager
+    def held(self):
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
     def release(self) -> None:
         """Idempotent: called when the trial starts and again when it ends."""

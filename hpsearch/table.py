@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import train
+from hpsearch import config
 
 LAB_COLUMNS = ("optimizer", "lr", "epochs", "batch size", "workers", "total loss",
                "total accuracy", "run time (s)")
@@ -63,7 +63,7 @@ def fmt(column: str, value) -> str:
 
 def at_chance(t: FrozenTrial) -> bool:
     best = t.user_attrs.get("best_val_acc")
-    return best is not None and train.at_chance(best)
+    return best is not None and config.at_chance(best)
 
 
 def flags(t: FrozenTrial) -> list[str]:

@@ -1,7 +1,8 @@
 """One training run: a network, a plain config, the data splits -> per-epoch and per-run metrics.
 
 `train` is the whole loop, top to bottom. It knows nothing of Optuna: a study hooks in through
-the per-epoch callback, which sees each epoch's record and may return a reason to stop.
+the per-epoch callback, which sees each epoch's record and may return a reason to stop, and
+through `should_stop`, polled at progress points, which ends the run as "interrupted".
 
 Command line (one row of the lab's table):
 
@@ -11,6 +12,7 @@ Command line (one row of the lab's table):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import sys
@@ -23,48 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch import data, lab, models
+from hpsearch import data, lab, models, options
+from hpsearch.config import (CLASSES, MOMENTUM_DEFAULTS, OPTIMIZERS, PRECISIONS, SCHEDULES,
+                             TrainConfig, at_chance)
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "cosine")
-# Arithmetic of convolutions and matmuls: "auto" is bfloat16 autocast where the hardware
-# multiplies bfloat16 natively (CUDA; CPUs with AMX or AVX512-BF16), float32 elsewhere; see
-# `amp_dtype`.
-PRECISIONS = ("auto", "float32", "bfloat16")
-# Optimizers whose momentum can be set, and the value used when it is not given.
-MOMENTUM_DEFAULTS = {"momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0}
-CHANCE = 1.0 / data.CLASSES
-CHANCE_MARGIN = 0.05  # a best val accuracy below CHANCE + this is "stuck at chance"
 # A batch loss above this counts as diverged even while finite (saturated sigmoids keep it
 # finite); a network at chance has a loss of ln(10) = 2.3.
 DIVERGED_LOSS = 1e3
 PROGRESS_POINTS = 5  # progress lines per epoch, as the lab's loop printed
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float | None = None  # None: MOMENTUM_DEFAULTS, or none at all for plain sgd/adam*
-    weight_decay: float = 0.0
-    epochs: int = 10
-    batch_size: int = 256
-    schedule: str = "constant"
-    resize: int | None = None  # input side in pixels; None: the network's default
-    seed: int = 0
-    workers: int = 0  # > 0: feed batches through a DataLoader with this many worker processes
-    precision: str = "auto"  # one of PRECISIONS
-
-    @property
-    def size(self) -> int:
-        return self.resize or models.spec(self.model).default_size
-
-
 def check_config(cfg: TrainConfig) -> TrainConfig:
-    """Refuse values no run can use, naming the field and what is allowed."""
+    """Refuse values no run can use (or that torch's optimizers would refuse with a traceback),
+    naming the field and what is allowed."""
     models.spec(cfg.model)
     if cfg.optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
@@ -83,8 +58,12 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             )
         if not 0 <= cfg.momentum < 1:
             raise UsageError(f"momentum must be in [0, 1), got {cfg.momentum}")
-    if cfg.weight_decay < 0:
-        raise UsageError(f"weight decay must be >= 0, got {cfg.weight_decay}")
+        # Nesterov's look-ahead is a step along the momentum; torch refuses it without one.
+        if cfg.optimizer == "nesterov" and cfg.momentum == 0:
+            raise UsageError("optimizer 'nesterov' needs momentum in (0, 1), got 0; "
+                             "for no momentum at all use optimizer 'sgd'")
+    if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
+        raise UsageError(f"weight decay must be a finite number >= 0, got {cfg.weight_decay}")
     for name in ("epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             raise UsageError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(cfg, name)}")
@@ -137,13 +116,16 @@ class EpochRecord:
     val_acc: float
     seconds: float  # wall, data and evaluation included
     examples_per_s: float  # training examples / seconds of the training phase (no evaluation)
+    examples: int  # training examples seen (fewer than the split in an epoch cut by divergence)
 
 
 @dataclass
 class RunResult:
     config: TrainConfig
     epochs: list[EpochRecord] = field(default_factory=list)
-    total_loss: float = math.nan  # the lab's: example-weighted mean over every batch of every epoch
+    # The lab's: example-weighted mean over every batch of every recorded epoch. NaN, as the
+    # accuracies, when no epoch was recorded (interrupted or out of memory in the first).
+    total_loss: float = math.nan
     total_acc: float = math.nan
     final_val_acc: float = math.nan
     best_val_acc: float = math.nan
@@ -151,9 +133,10 @@ class RunResult:
     examples_per_s: float = 0.0  # training examples / seconds spent in training phases
     params: int = 0
     device: str = ""
-    status: str = "completed"  # completed | diverged | stopped
+    status: str = "completed"  # completed | diverged | stopped | interrupted | out_of_memory
     reason: str = ""
-    model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained net
+    # The trained net; None after running out of memory (its memory is given back).
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """A dict for json.dumps, without the network: NaN (a diverged run's loss) becomes
@@ -188,10 +171,17 @@ def device_batches(split: data.Split, batch_size: int, size: int,
 
 def loader_batches(split: data.Split, batch_size: int, size: int, workers: int,
                    gen: torch.Generator, device: torch.device):
-    """The lab's pipeline: per-image PIL resize + ToTensor in DataLoader worker processes."""
+    """The lab's pipeline: per-image PIL resize + ToTensor in DataLoader worker processes,
+    in device_batches' order. (shuffle=True with generator=GEN would not give that order: each
+    pass of a DataLoader draws its workers' base seed from GEN before the sampler's randperm.
+    The base seed comes from a generator of its own: the transforms draw no random numbers,
+    and a draw from torch's global generator would change dropout's masks.)
+    Pinned host batches on CUDA, so the copies to the device overlap the step."""
+    order = torch.randperm(len(split), generator=gen)
     loader = torch.utils.data.DataLoader(
-        data.LabImages(split, size), batch_size=batch_size, shuffle=True, num_workers=workers,
-        generator=gen, persistent_workers=False,
+        data.LabImages(split, size), batch_size=batch_size, sampler=order.tolist(),
+        num_workers=workers, generator=torch.Generator().manual_seed(0),
+        pin_memory=device.type == "cuda", persistent_workers=False,
     )
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -209,10 +199,11 @@ def eval_batch_size(batch_size: int, size: int, device: torch.device | None = No
 @torch.inference_mode()
 def evaluate(net: nn.Module, split: data.Split, size: int, batch_size: int,
              device: torch.device, precision: str = "auto") -> tuple[float, float]:
-    """(mean loss, accuracy) of NET on SPLIT; one host read at the end."""
+    """(mean loss, accuracy) of NET on SPLIT in PRECISION (as TrainConfig.precision takes it);
+    one host read at the end."""
     net.eval()
     sums = torch.zeros(2, device=device)  # [loss sum, correct]
-    with autocast(device, precision):
+    with autocast(device, resolve_precision(device, precision)):
         for start in range(0, len(split), batch_size):
             x = data.to_input(split.x[start:start + batch_size], size)
             y = split.y[start:start + batch_size]
@@ -233,32 +224,71 @@ def cpu_has_native_bf16() -> bool:
     return any(caps.get(name, False) for name in NATIVE_BF16_CPU)
 
 
-def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype of a run, or None for plain float32.
+# CUDA compute capabilities: Ampere (8.0) multiplies bfloat16 on its tensor cores and runs
+# float32 matmuls as TF32; Volta (7.0) and Turing (7.5) have float16 tensor cores only.
+BF16_CUDA = (8, 0)
+FP16_CUDA = (7, 0)
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
 
-    "auto" is bfloat16 on CUDA and on CPUs that multiply bfloat16 natively (NATIVE_BF16_CPU):
-    there it trains lenet 1.1-1.5x, net28 2-3x, resnet and alexnet_small at 64x64 1.6-3x
-    faster than float32, to the same val accuracy within seed-to-seed spread (BENCHMARKS.md,
-    "Precision"). Elsewhere (MPS, older CPUs, where bfloat16 is converted, not multiplied)
-    float32. Weights, optimizer state, loss and metrics stay float32 either way.
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """The arithmetic PRECISION (one of config.PRECISIONS) means on DEVICE: "bfloat16",
+    "float16" or "float32". Weights, optimizer state, loss and metrics stay float32 in all.
+
+    "auto": on CUDA, bfloat16 where this GPU multiplies it natively (compute capability 8.0+),
+    float16 with loss scaling where it has float16 tensor cores only (7.x), float32 below. On
+    a CPU that multiplies bfloat16 natively (NATIVE_BF16_CPU) bfloat16: lenet trains 1.1-1.5x,
+    net28 2-3x, resnet and alexnet_small at 64x64 1.6-3x faster than in float32, to the same
+    val accuracy within seed-to-seed spread (BENCHMARKS.md, "Precision"). Elsewhere (MPS,
+    older CPUs, where bfloat16 is converted, not multiplied) float32.
+    Refused: bfloat16 on a CUDA GPU below 8.0 (emulated there) and float16 on the CPU.
     """
-    if precision == "float32":
-        return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
-        return torch.bfloat16
-    return None
+    if device.type == "cuda":
+        return _cuda_precision(torch.cuda.get_device_capability(device), precision, device)
+    if precision == "auto":
+        return "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
+    if precision == "float16" and device.type == "cpu":
+        raise UsageError("precision 'float16' is not for the CPU: CPU autocast in float16 is "
+                         "slow or unsupported; use auto, float32 or bfloat16")
+    return precision
 
 
-def precision_name(device: torch.device, precision: str) -> str:
-    """What PRECISION means on DEVICE, for people: "bfloat16" or "float32"."""
-    return str(amp_dtype(device, precision) or torch.float32).removeprefix("torch.")
+def _cuda_precision(capability: tuple[int, int], precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return ("bfloat16" if capability >= BF16_CUDA else
+                "float16" if capability >= FP16_CUDA else "float32")
+    if precision == "bfloat16" and capability < BF16_CUDA:
+        raise UsageError(
+            f"precision 'bfloat16' needs CUDA compute capability {BF16_CUDA[0]}.{BF16_CUDA[1]} "
+            f"or newer; {device} has {capability[0]}.{capability[1]}, where bfloat16 is "
+            f"emulated; use auto, float16 or float32")
+    return precision
 
 
-def autocast(device: torch.device, precision: str = "auto"):
-    dtype = amp_dtype(device, precision)
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+def autocast(device: torch.device, name: str):
+    """Autocast to NAME (a resolved precision); float32 disables it."""
+    dtype = AUTOCAST_DTYPES[name]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def tune_cuda(device: torch.device) -> None:
+    """Process-wide CUDA settings for a run on DEVICE. cuDNN benchmarks the convolution
+    algorithms for each input shape once (a run's shapes are fixed: the batch, the last short
+    batch, the evaluation batch). On 8.0+ float32 matmuls and convolutions use TF32 tensor
+    cores (float32 range and accumulation, 10-bit mantissa products), as cuDNN already does
+    for convolutions by default."""
+    torch.backends.cudnn.benchmark = True
+    if torch.cuda.get_device_capability(device) >= BF16_CUDA:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def release_memory(device: torch.device) -> None:
+    """Give back what a run that ran out of memory held: its tensors are garbage once the
+    references are gone; on CUDA the caching allocator then returns the blocks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
@@ -279,37 +309,66 @@ EpochCallback = Callable[[EpochRecord], "str | None"]
 
 def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
           on_epoch: EpochCallback | None = None,
-          log: Callable[[str], None] | None = None) -> RunResult:
+          log: Callable[[str], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Train cfg.model on splits.train, evaluating on splits.val after each epoch.
 
     ON_EPOCH sees each EpochRecord and may return a reason to stop (status 'stopped').
-    A training loss that is non-finite or above DIVERGED_LOSS ends the run as 'diverged' at the
-    next progress point.
-    Metrics stay on DEVICE in the hot loop; the host reads them only at progress points.
+    SHOULD_STOP is asked before each epoch and at each progress point (PROGRESS_POINTS per
+    epoch, never per step); True ends the run at once as 'interrupted', the epoch under way
+    unrecorded. A training loss that is non-finite or above DIVERGED_LOSS ends the run as
+    'diverged' at the next progress point. Running out of memory on the device ends it as
+    'out_of_memory', with the memory given back. Each returns normally, with the epochs
+    recorded so far (maybe none: then the run's losses and accuracies are NaN).
     """
     cfg = check_config(cfg)
-    log = log or (lambda line: None)
+    precision = resolve_precision(device, cfg.precision)
+    if device.type == "cuda":
+        tune_cuda(device)
+    result = RunResult(cfg, device=str(device))
+    start = time.perf_counter()
+    try:
+        _run(cfg, splits, device, precision, result, on_epoch or (lambda record: None),
+             log or (lambda line: None), should_stop or (lambda: False))
+    except torch.OutOfMemoryError:
+        result.status = "out_of_memory"
+        result.reason = f"out of memory (batch {cfg.batch_size}, size {cfg.size})"
+        result.model = None
+    if result.status == "out_of_memory":
+        # Here, not in the except clause: until the clause ends, the exception's traceback
+        # keeps _run's frame, and with it the network, optimizer state and activations.
+        release_memory(device)
+    result.train_seconds = time.perf_counter() - start
+    return summarize(result)
+
+
+def _run(cfg: TrainConfig, splits: data.Splits, device: torch.device, precision: str,
+         result: RunResult, on_epoch: EpochCallback, log: Callable[[str], None],
+         should_stop: Callable[[], bool]) -> None:
+    """The loop of `train`: appends to RESULT.epochs and sets its status and reason.
+    Metrics stay on DEVICE in the hot loop; the host reads them only at progress points."""
     size = cfg.size
     torch.manual_seed(cfg.seed)
     net = models.init_xavier(models.build(cfg.model, size)).to(
         device, memory_format=memory_format(device))
+    result.model, result.params = net, models.param_count(net)
     opt = make_optimizer(cfg, net.parameters(), device)
-    n_train = len(splits.train)
-    n_steps = math.ceil(n_train / cfg.batch_size)
+    # float16 needs its loss scaled so that small gradients do not flush to zero; disabled,
+    # the scaler passes the loss and the step straight through.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
+    n_steps = math.ceil(len(splits.train) / cfg.batch_size)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * n_steps)
              if cfg.schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(cfg.seed)
     eval_bs = eval_batch_size(cfg.batch_size, size, device)
-    result = RunResult(cfg, params=models.param_count(net), device=str(device), model=net)
-    run_sums = torch.zeros(2, device=device)  # [loss sum, correct] over every batch of the run
-    seen = 0  # training examples over the run
-    phase_seconds = 0.0  # time in training phases, evaluation excluded
     step_t = torch.zeros((), dtype=torch.long, device=device)  # the step, counted on the device
     bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss's step
     checkpoints = progress_steps(n_steps)
-    start = time.perf_counter()
 
     for epoch in range(1, cfg.epochs + 1):
+        if should_stop():
+            result.status = result.reason = "interrupted"
+            return
         t0 = time.perf_counter()
         net.train()
         sums = torch.zeros(2, device=device)  # [loss sum, correct] over this epoch
@@ -317,12 +376,13 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
         batches = (loader_batches(splits.train, cfg.batch_size, size, cfg.workers, gen, device)
                    if cfg.workers else device_batches(splits.train, cfg.batch_size, size, gen))
         for step, (x, y) in enumerate(batches, start=1):
-            with autocast(device, cfg.precision):
+            with autocast(device, precision):
                 logits = net(x)
                 loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             if sched is not None:
                 sched.step()
             loss = loss.detach()
@@ -342,40 +402,42 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
                     result.reason = (f"training loss non-finite or above {DIVERGED_LOSS:g} at "
                                      f"epoch {bad_epoch + 1}, step {bad + 1} (lr {cfg.lr:g})")
                     break
-        run_sums += sums
-        seen += epoch_seen
+                if should_stop():
+                    result.status = result.reason = "interrupted"
+                    return
         loss_sum, correct = sums.tolist()  # also waits for the device to finish the epoch
         phase = time.perf_counter() - t0
-        phase_seconds += phase
-        val_loss, val_acc = evaluate(net, splits.val, size, eval_bs, device, cfg.precision)
+        val_loss, val_acc = evaluate(net, splits.val, size, eval_bs, device, precision)
         seconds = time.perf_counter() - t0
         record = EpochRecord(epoch, loss_sum / epoch_seen, correct / epoch_seen, val_loss,
-                             val_acc, seconds, epoch_seen / phase)
+                             val_acc, seconds, epoch_seen / phase, epoch_seen)
         result.epochs.append(record)
         log(f"epoch {epoch}/{cfg.epochs}  val acc {val_acc:.4f}  val loss {val_loss:.4f}  "
             f"({seconds:.1f} s, {record.examples_per_s:,.0f} examples/s)")
         if result.status == "diverged":
-            break
-        stop = on_epoch(record) if on_epoch is not None else None
+            return
+        stop = on_epoch(record)
         if stop:
             result.status, result.reason = "stopped", stop
-            break
+            return
 
-    result.train_seconds = time.perf_counter() - start
-    loss_sum, correct = run_sums.tolist()
-    result.total_loss, result.total_acc = loss_sum / seen, correct / seen
-    result.final_val_acc = result.epochs[-1].val_acc
-    result.best_val_acc = max(r.val_acc for r in result.epochs)
-    result.examples_per_s = seen / phase_seconds
+
+def summarize(result: RunResult) -> RunResult:
+    """RESULT with the run's figures computed from its epoch records (left NaN without any),
+    and a completed run that learned nothing flagged in its reason."""
+    done = result.epochs
+    if not done:
+        return result
+    seen = sum(e.examples for e in done)
+    result.total_loss = sum(e.train_loss * e.examples for e in done) / seen
+    result.total_acc = sum(e.train_acc * e.examples for e in done) / seen
+    result.final_val_acc = done[-1].val_acc
+    result.best_val_acc = max(e.val_acc for e in done)
+    result.examples_per_s = seen / sum(e.examples / e.examples_per_s for e in done)
     if result.status == "completed" and at_chance(result.best_val_acc):
         result.reason = (f"stuck at chance accuracy: best val acc {result.best_val_acc:.3f} "
-                         f"with {data.CLASSES} classes")
+                         f"with {CLASSES} classes")
     return result
-
-
-def at_chance(best_val_acc: float) -> bool:
-    """A run whose best val accuracy stays within CHANCE_MARGIN of 1/10 learned nothing."""
-    return best_val_acc < CHANCE + CHANCE_MARGIN
 
 
 def summary_line(r: RunResult) -> str:
@@ -385,11 +447,23 @@ def summary_line(r: RunResult) -> str:
     return line + (f" ({r.reason})" if r.reason else "")
 
 
+def workers_count(text: str) -> int:
+    """argparse type of --workers: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"--workers must be >= 0 (0: batches from the device, no DataLoader), got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m hpsearch.train",
-        description="Train one network once on Fashion-MNIST (one row of the lab's table). "
-                    "Unset hyperparameters default to the lab's baseline for that network.",
+    p = options.parser(
+        "python -m hpsearch.train",
+        "Train one network once on Fashion-MNIST (one row of the lab's table). "
+        "Unset hyperparameters default to the lab's baseline for that network.",
     )
     p.add_argument("model", choices=list(models.MODELS), metavar="MODEL",
                    help=f"one of: {', '.join(models.MODELS)}")
@@ -400,22 +474,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
     p.add_argument("--epochs", type=positive(int, "--epochs"))
     p.add_argument("--batch-size", type=positive(int, "--batch-size"))
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=workers_count, default=0,
                    help="DataLoader worker processes; 0 (default) keeps the data on the device")
     p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
                    help="input side in pixels (default: the network's own)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="arithmetic of convolutions and matmuls; auto (default): bfloat16 on "
-                        "CUDA and on CPUs that multiply it natively (AMX, AVX512-BF16), "
-                        "float32 elsewhere")
-    p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
-                   help="train on a stratified subset of N images of the training split")
-    p.add_argument("--val-size", type=positive(int, "--val-size"), default=10_000,
-                   help="validation images held out of the 60,000 (default 10000)")
-    p.add_argument("--data-dir", type=Path, help="folder with the four Fashion-MNIST IDX files "
-                   "(default: $HPSEARCH_DATA, the prepared cache, /usr/share/datasets/fashion-mnist)")
+    options.add_seed(p, help="seeds the split, the initial weights and the batch order")
+    options.add_device(p)
+    options.add_precision(p, "auto")
+    options.add_data(p)
     p.add_argument("--json", type=Path, metavar="FILE", help="write the whole result here")
     return p.parse_args(argv)
 
@@ -434,13 +500,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    options.check_split(args.val_size, args.train_subset)
     cfg = config_from_args(args)
     device = pick_device(args.device)
+    precision = resolve_precision(device, cfg.precision)
     arrays = data.load(args.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
                               train_subset=args.train_subset)
-    print(f"{cfg.model} at {cfg.size}x{cfg.size} on {device} "
-          f"({precision_name(device, cfg.precision)}): "
+    print(f"{cfg.model} at {cfg.size}x{cfg.size} on {device} ({precision}): "
           f"{cfg.optimizer} lr {cfg.lr:g}, "
           f"{cfg.epochs} epochs, batch {cfg.batch_size}; {len(splits.train)} train / "
           f"{len(splits.val)} val images from {arrays.source}", flush=True)

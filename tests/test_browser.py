@@ -17,7 +17,7 @@ import pytest
 import study_builders as build
 from conftest import ROOT
 from hpsearch import report
-from hpsearch.study import quiet_optuna
+from hpsearch.study.output import quiet_optuna
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from conftest import run_cli, write_idx_set
 
 
@@ -27,22 +29,34 @@ def test_diverged_run_exits_zero_and_says_so(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "diverged"
 
 
-def test_bad_flags_exit_2_with_what_is_allowed():
-    cases = [
-        (["resnet50"], "invalid choice: 'resnet50' (choose from 'lenet'"),
-        (["lenet", "--optimizer", "lbfgs"], "choose from 'sgd', 'momentum'"),
-        (["lenet", "--lr", "0"], "--lr must be > 0, got 0"),
-        (["lenet", "--lr", "abc"], "--lr must be a float"),
-        (["lenet", "--batch-size", "0"], "--batch-size must be > 0"),
-        (["lenet", "--momentum", "0.9"], "takes no momentum"),
-        (["alexnet", "--resize", "28"], "alexnet cannot take 28x28 inputs"),
-        (["lenet", "--device", "tpu"], "device 'tpu' is not usable here"),
-    ]
-    for args, message in cases:
-        p = run_cli("hpsearch.train", *args)
-        assert p.returncode == 2, (args, p.stderr)
-        assert message in p.stderr, (args, p.stderr)
-        assert "Traceback" not in p.stderr
+@pytest.mark.parametrize("args,message", [
+    (["resnet50"], "invalid choice: 'resnet50' (choose from 'lenet'"),
+    (["lenet", "--optimizer", "lbfgs"], "choose from 'sgd', 'momentum'"),
+    (["lenet", "--lr", "0"], "--lr must be > 0, got 0"),
+    (["lenet", "--lr", "abc"], "--lr must be a float"),
+    (["lenet", "--batch-size", "0"], "--batch-size must be > 0"),
+    (["lenet", "--momentum", "0.9"], "takes no momentum"),
+    (["alexnet", "--resize", "28"], "alexnet cannot take 28x28 inputs"),
+    (["lenet", "--device", "tpu"], "device 'tpu' is not usable here"),
+    (["lenet", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["lenet", "--optimizer", "nesterov", "--momentum", "0"],
+     "optimizer 'nesterov' needs momentum in (0, 1), got 0"),
+    (["lenet", "--train-subset", "3"], "--train-subset must be between 10 (one image per "
+                                       "class) and 50000"),
+    (["lenet", "--val-size", "3"], "--val-size must be between 10 (one image per class)"),
+    (["lenet", "--val-size", "60000"], "--val-size must be between 10 (one image per class) "
+                                       "and 59990, got 60000"),
+    (["lenet", "--workers", "-1"], "--workers must be >= 0"),
+    (["lenet", "--epoch", "2"], "unrecognized arguments: --epoch 2"),  # no abbreviations
+])
+def test_bad_flags_exit_2_with_one_line_saying_what_is_allowed(args, message):
+    p = run_cli("hpsearch.train", *args)
+    assert p.returncode == 2, (args, p.stderr)
+    assert "Traceback" not in p.stderr
+    # argparse's own errors follow its usage lines; every error is one line.
+    errors = [line for line in p.stderr.splitlines() if "error: " in line]
+    assert len(errors) == 1 and message in errors[0], (args, p.stderr)
+    assert p.stderr.rstrip("\n").endswith(errors[0])
 
 
 def test_bad_data_dir_exit_2_names_the_file(tmp_path):

@@ -1,4 +1,5 @@
 import gzip
+import re
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 from conftest import idx_bytes, write_idx_set
 from hpsearch import data
 from hpsearch.data import DataError
+from hpsearch.errors import UsageError
 
 
 @pytest.mark.parametrize("packed", [True, False])
@@ -119,3 +121,64 @@ def test_to_input_scales_and_resizes():
     out = data.to_input(x, 64)
     assert out.shape == (2, 1, 64, 64) and out.dtype == torch.float32
     assert torch.allclose(out, torch.ones_like(out))
+
+
+def class_counts(labels: torch.Tensor) -> list[int]:
+    return torch.bincount(labels, minlength=10).tolist()
+
+
+@pytest.mark.parametrize("n", [15, 10, 10_000, 59_990])
+def test_validation_size_is_exact_and_balanced(arrays, n):
+    train, val = data.stratified_split(arrays.train_y, n, seed=3)
+    assert (len(val), len(train)) == (n, 60_000 - n)
+    assert not set(train.tolist()) & set(val.tolist())
+    counts = class_counts(arrays.train_y[val])
+    assert min(counts) >= 1 and max(counts) - min(counts) <= 1
+    assert min(class_counts(arrays.train_y[train])) >= 1  # every class left to train on
+
+
+@pytest.mark.parametrize("train_subset,val_size", [(15, 15), (10, 10), (2_999, 9_999)])
+def test_make_splits_gives_exactly_the_sizes_asked(arrays, train_subset, val_size):
+    splits = data.make_splits(arrays, torch.device("cpu"), val_size=val_size, seed=0,
+                              train_subset=train_subset)
+    assert (len(splits.train), len(splits.val)) == (train_subset, val_size)
+    for split in (splits.train, splits.val):
+        counts = class_counts(split.y)
+        assert min(counts) >= 1 and max(counts) - min(counts) <= 1, counts
+
+
+def test_odd_sizes_are_seeded_and_deterministic(arrays):
+    def split(seed):
+        return data.make_splits(arrays, torch.device("cpu"), val_size=15, seed=seed,
+                                train_subset=15)
+
+    a, b, c = split(1), split(1), split(2)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.val.y, b.val.y)
+    # Which five classes get a second validation image is drawn from the seed too.
+    assert class_counts(a.val.y) != class_counts(c.val.y)
+
+
+VAL_RANGE = "between 10 (one image per class) and 59990 (one image per class left to train on)"
+TRAIN_RANGE = "between 10 (one image per class) and 50000 (all the images it is drawn from)"
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(val_size=9), f"val_size must be {VAL_RANGE}, got 9"),
+    (dict(val_size=3), f"val_size must be {VAL_RANGE}, got 3"),
+    (dict(val_size=60_000), f"val_size must be {VAL_RANGE}, got 60000"),
+    (dict(train_subset=3), f"train_subset must be {TRAIN_RANGE}, got 3"),
+    (dict(train_subset=50_001), f"train_subset must be {TRAIN_RANGE}, got 50001"),
+    (dict(val_subset=9), "val_subset must be between 10 (one image per class) and 10000 "
+                         "(all the images it is drawn from), got 9"),
+])
+def test_impossible_sizes_are_refused(arrays, kw, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        data.make_splits(arrays, torch.device("cpu"), **kw)
+
+
+def test_apportion_is_exact_proportional_and_gives_every_group_one():
+    assert data.apportion(15, [5] * 10, ties=[9, 0, 1, 2, 3, 4, 5, 6, 7, 8]) == \
+        [2, 2, 2, 2, 1, 1, 1, 1, 1, 2]  # ties: the first five groups in TIES get the extras
+    assert data.apportion(20, [100] + [3] * 9, ties=list(range(10))) == [11] + [1] * 9
+    assert data.apportion(10, [1] * 10, ties=list(range(10))) == [1] * 10
+    assert data.apportion(7, [2, 4, 8], ties=[0, 1, 2]) == [1, 2, 4]

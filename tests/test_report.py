@@ -13,7 +13,7 @@ import study_builders as build
 from conftest import run_cli
 from hpsearch import artifacts, notes, report, space as spaces, table as tables
 from hpsearch.cli import run_main
-from hpsearch.study import quiet_optuna
+from hpsearch.study.output import quiet_optuna
 
 ALL_PLOTS = {"importances", "history", "intermediate", "parallel", "slices", "contour",
              "timeline"}

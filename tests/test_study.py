@@ -1,4 +1,5 @@
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from optuna.trial import TrialState
 from conftest import ROOT, run_cli
 from hpsearch import space as spaces
 from hpsearch.objective import Diverged, Objective
-from hpsearch.study import default_pruner, make_pruner, quiet_optuna
+from hpsearch.study.output import quiet_optuna
+from hpsearch.study.search import default_pruner, make_pruner
 
 # A study sized for tests: 1,000 training images, 1,000 validation images, 2 epochs.
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
@@ -166,8 +168,9 @@ def test_resumed_study_must_keep_its_settings(tmp_path):
                 "--train-subset", "2000", "--val-size", "1000", "--max-epochs", "2")
     assert p.returncode == 2 and "train_subset: stored 1000, now 2000" in p.stderr
     p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL,
-                "--precision", "float32")
-    assert p.returncode == 2 and "precision: stored 'auto', now 'float32'" in p.stderr
+                "--resize", "32")
+    assert p.returncode == 2 and "resize: stored None, now 32" in p.stderr
+    assert "the search space's content" in p.stderr  # the fixed size is part of the space
 
 
 def test_precision_reaches_every_trial_and_is_refused_when_unknown(tmp_path):
@@ -178,6 +181,9 @@ def test_precision_reaches_every_trial_and_is_refused_when_unknown(tmp_path):
     study = optuna.load_study(study_name="lenet", storage=url)
     assert study.user_attrs["setup"]["precision"] == "float32"
     assert study.trials[0].user_attrs["config"]["precision"] == "float32"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL,
+                "--precision", "bfloat16")
+    assert p.returncode == 2 and "precision: stored 'float32', now 'bfloat16'" in p.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text('network = "lenet"\n[fixed]\nprecision = "fp8"\n')
     with pytest.raises(spaces.SpaceError, match="precision 'fp8' is unknown; allowed: auto"):
@@ -188,19 +194,19 @@ def test_sigkill_loses_nothing_and_the_same_command_finishes(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--total-trials", "5", "--storage",
            url, "--heartbeat", "1", "--train-subset", "3000", "--val-size", "1000",
-           "--max-epochs", "3", "--quiet"]
+           "--max-epochs", "3", "--pruner", "none", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The kill lands mid-trial: once two trials are complete and a third has reported an epoch.
     deadline = time.time() + 300
-    done = []
     while time.time() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.05)
         try:
-            done = [s for s in states(url, "lenet") if s == "COMPLETE"]
+            trials = optuna.load_study(study_name="lenet", storage=url).get_trials()
         except Exception:  # the study is not created yet
             continue
-        if len(done) >= 2:
+        if (sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and
+                any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials)):
             break
-    time.sleep(1.0)  # into the next trial
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = states(url, "lenet")
@@ -215,27 +221,57 @@ def test_sigkill_loses_nothing_and_the_same_command_finishes(tmp_path):
     for number, state in enumerate(killed):
         if state == "COMPLETE":
             assert final[number].state == TrialState.COMPLETE
-    if "RUNNING" in killed:  # the killed trial was failed by heartbeat and retried
-        n = killed.index("RUNNING")
-        assert final[n].state == TrialState.FAIL
-        assert any(t.system_attrs.get("failed_trial") == n for t in final)
+    # The killed trial was failed through its stale heartbeat and retried with its parameters.
+    n = killed.index("RUNNING")
+    assert final[n].state == TrialState.FAIL
+    retried = [t for t in final if t.system_attrs.get("failed_trial") == n]
+    assert retried and retried[0].params == final[n].params
 
 
-def test_sigint_exits_cleanly_and_keeps_finished_trials(tmp_path):
-    url = f"sqlite:///{tmp_path}/s.db"
+def sigint_study(url: str, epochs: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--trials", "50", "--storage", url,
-           "--train-subset", "3000", "--val-size", "1000", "--max-epochs", "3", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+           "--train-subset", "3000", "--val-size", "1000", "--max-epochs", str(epochs),
+           "--pruner", "none", "--quiet"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+
+
+def test_sigint_between_trials_exits_cleanly_and_keeps_finished_trials(tmp_path):
+    """The SIGINT lands just after a trial line, while Optuna collects garbage after the
+    trial: a KeyboardInterrupt raised there used to be swallowed, and the study ran on."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    proc = sigint_study(url, 3)
     for line in proc.stdout:
         if line.startswith("trial "):
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "interrupted" in err and "run the same command to continue" in err
-    assert "Traceback" not in err
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("interrupted: ")
+    assert "run the same command to continue" in err and "Traceback" not in err
     assert states(url, "lenet").count("COMPLETE") >= 1
+
+
+def test_sigint_mid_trial_ends_that_trial_at_its_next_progress_point(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    proc = sigint_study(url, 20)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # a trial that has reported an epoch, with 19 to go
+        time.sleep(0.05)
+        try:
+            trials = optuna.load_study(study_name="lenet", storage=url).get_trials()
+        except Exception:
+            continue
+        if any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    last = optuna.load_study(study_name="lenet", storage=url).get_trials()[-1]
+    assert last.state == TrialState.FAIL
+    assert last.user_attrs["status"] == "interrupted" and last.user_attrs["epochs_run"] < 20
+    assert "[interrupted]" in out
 
 
 LAB = {  # DESIGN.md: baseline (optimizer, lr, epochs, batch size, workers), then the variations
@@ -294,7 +330,14 @@ def test_export_json(tmp_path):
     assert doc["user_attrs"]["total_acc"] == study.best_trial.user_attrs["total_acc"]
     assert 0 < doc["test"]["test_accuracy"] <= 1
     assert "10000 Fashion-MNIST test images" in doc["test"]["evaluated_on"]
-    assert doc["command"].startswith("python -m hpsearch.train lenet --optimizer ")
+    # The command, parsed back by hpsearch.train, trains exactly the best trial's config.
+    from dataclasses import asdict
+    from hpsearch import train
+    argv = shlex.split(doc["command"])
+    assert argv[:3] == ["python", "-m", "hpsearch.train"]
+    args = train.parse_args(argv[3:])
+    assert asdict(train.config_from_args(args)) == study.best_trial.user_attrs["config"]
+    assert (args.train_subset, args.val_size) == (1000, 1000)
     assert set(doc["versions"]) == {"torch", "torchvision", "optuna"}
     p = run_cli("hpsearch.export", "nosuch", "--storage", url)
     assert p.returncode == 2 and "studies there: lenet" in p.stderr

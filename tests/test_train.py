@@ -1,17 +1,21 @@
+import gc
 import math
+import weakref
 
 import pytest
 import torch
 
 from hpsearch import train as T
+from hpsearch.config import TrainConfig
 from hpsearch.errors import UsageError
 
 CPU = torch.device("cpu")
+CUDA = torch.device("cuda")
 
 
 def cfg(**kw):
     base = dict(model="net28", optimizer="sgd", lr=0.1, epochs=2, batch_size=128, seed=0)
-    return T.TrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
 def test_training_lowers_the_loss(small_splits):
@@ -23,12 +27,47 @@ def test_training_lowers_the_loss(small_splits):
     assert r.params == 3_241_354 and r.device == "cpu"
 
 
-def test_total_loss_is_the_example_weighted_mean_over_epochs(small_splits):
-    r = T.train(cfg(epochs=2), small_splits, CPU)
-    # Every epoch sees all 3,000 images, so the lab's total is the mean of the epoch means.
-    assert r.total_loss == pytest.approx(sum(e.train_loss for e in r.epochs) / 2, rel=1e-6)
-    assert r.total_acc == pytest.approx(sum(e.train_acc for e in r.epochs) / 2, rel=1e-6)
+def test_total_loss_is_the_example_weighted_mean_of_the_batch_losses(small_splits, monkeypatch):
+    batches = []  # (mean loss, examples) of each training batch
+    cross_entropy = T.F.cross_entropy
+
+    def recording(logits, target, **kw):
+        loss = cross_entropy(logits, target, **kw)
+        if not kw:  # the training step's mean; evaluation asks for reduction="sum"
+            batches.append((loss.item(), len(target)))
+        return loss
+
+    monkeypatch.setattr(T.F, "cross_entropy", recording)
+    # 3,000 images in batches of 256: eleven full batches and one of 184, per epoch.
+    r = T.train(cfg(epochs=2, batch_size=256), small_splits, CPU)
+    assert sorted({n for _, n in batches}) == [184, 256] and len(batches) == 24
+    weighted = sum(loss * n for loss, n in batches) / sum(n for _, n in batches)
+    plain = sum(loss for loss, _ in batches) / len(batches)
+    assert abs(weighted - plain) > 1e-3  # the short batches make the two means differ
+    assert r.total_loss == pytest.approx(weighted, rel=1e-5)
     assert r.best_val_acc == max(e.val_acc for e in r.epochs)
+
+
+def test_an_epoch_cut_short_counts_by_its_examples(small_splits, monkeypatch):
+    cross_entropy = T.F.cross_entropy
+    steps = []
+
+    def blowing_up(logits, target, **kw):
+        loss = cross_entropy(logits, target, **kw)
+        if not kw:
+            steps.append(1)
+            if len(steps) == 14:  # epoch 2, step 2 of 12: a loss over DIVERGED_LOSS, same grads
+                return loss + 2 * T.DIVERGED_LOSS
+        return loss
+
+    monkeypatch.setattr(T.F, "cross_entropy", blowing_up)
+    r = T.train(cfg(epochs=3, batch_size=256), small_splits, CPU)
+    assert r.status == "diverged" and "epoch 2, step 2" in r.reason
+    first, cut = r.epochs
+    assert (first.examples, cut.examples) == (3000, 512)
+    assert r.total_loss == pytest.approx(
+        (first.train_loss * 3000 + cut.train_loss * 512) / 3512, rel=1e-9)
+    assert r.total_loss < (first.train_loss + cut.train_loss) / 2 - 100  # not the epochs' mean
 
 
 def test_same_seed_same_numbers(small_splits):
@@ -90,21 +129,235 @@ def test_bfloat16_trains_as_well_as_float32(small_splits):
     assert abs(f32.total_loss - bf16.total_loss) < 0.05
 
 
-def test_auto_precision_is_float32_without_native_bfloat16(monkeypatch):
-    assert T.amp_dtype(torch.device("mps"), "auto") is None
-    assert T.amp_dtype(torch.device("cuda"), "auto") is torch.bfloat16
-    assert T.amp_dtype(CPU, "float32") is None and T.amp_dtype(CPU, "bfloat16") is torch.bfloat16
-    for caps, want in (({"avx2": True, "avx512_bf16": False}, None),
-                       ({"avx512_bf16": True, "amx_bf16": False}, torch.bfloat16),
-                       ({"amx_bf16": True}, torch.bfloat16)):
-        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
-        assert T.amp_dtype(CPU, "auto") is want, caps
+def fake_gpu(monkeypatch, capability):
+    """torch.cuda answering for one GPU of CAPABILITY, whichever device is asked."""
+    asked = []
+
+    def get_device_capability(device=None):
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
+    return asked
 
 
-def test_dataloader_path_matches_in_meaning(small_splits):
-    r = T.train(cfg(epochs=1, model="lenet", lr=0.9, workers=2), small_splits, CPU)
-    assert r.status == "completed" and len(r.epochs) == 1
-    assert 0 < r.total_loss < 3
+def fake_cpu(monkeypatch, **caps):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+
+
+@pytest.mark.parametrize("capability,want", [((9, 0), "bfloat16"), ((8, 0), "bfloat16"),
+                                             ((7, 5), "float16"), ((7, 0), "float16"),
+                                             ((6, 1), "float32")])
+def test_auto_precision_on_cuda_follows_the_gpu_asked(monkeypatch, capability, want):
+    asked = fake_gpu(monkeypatch, capability)
+    gpu = torch.device("cuda", 1)
+    assert T.resolve_precision(gpu, "auto") == want
+    assert asked == [gpu]  # that GPU's capability, not cuda:0's
+    assert T.resolve_precision(gpu, "float32") == "float32"
+    assert T.resolve_precision(gpu, "float16") == "float16"
+
+
+def test_bfloat16_below_compute_capability_8_is_refused(monkeypatch):
+    fake_gpu(monkeypatch, (7, 5))
+    with pytest.raises(UsageError, match=r"'bfloat16' needs CUDA compute capability 8.0 or "
+                                         r"newer; cuda:1 has 7.5.*use auto, float16 or float32"):
+        T.resolve_precision(torch.device("cuda", 1), "bfloat16")
+    fake_gpu(monkeypatch, (8, 0))
+    assert T.resolve_precision(torch.device("cuda", 1), "bfloat16") == "bfloat16"
+
+
+@pytest.mark.parametrize("caps,want", [(dict(avx2=True, avx512_bf16=False), "float32"),
+                                       (dict(avx512_bf16=True, amx_bf16=False), "bfloat16"),
+                                       (dict(amx_bf16=True), "bfloat16")])
+def test_auto_precision_on_the_cpu_is_bfloat16_only_where_native(monkeypatch, caps, want):
+    fake_cpu(monkeypatch, **caps)
+    assert T.resolve_precision(CPU, "auto") == want
+    # Asked for by name, either runs: bfloat16 converted where not native.
+    assert T.resolve_precision(CPU, "bfloat16") == "bfloat16"
+    assert T.resolve_precision(CPU, "float32") == "float32"
+
+
+def test_float16_on_the_cpu_is_refused_and_mps_stays_float32(monkeypatch):
+    fake_cpu(monkeypatch, amx_bf16=True)
+    with pytest.raises(UsageError, match="'float16' is not for the CPU: CPU autocast in float16 "
+                                         "is slow or unsupported; use auto, float32 or bfloat16"):
+        T.resolve_precision(CPU, "float16")
+    assert T.resolve_precision(torch.device("mps"), "auto") == "float32"
+
+
+@pytest.fixture
+def cuda_flags():
+    """torch's process-wide CUDA flags at their defaults, restored after the test."""
+    flags = ((torch.backends.cudnn, "benchmark"), (torch.backends.cudnn, "allow_tf32"),
+             (torch.backends.cuda.matmul, "allow_tf32"))
+    saved = [getattr(obj, name) for obj, name in flags]
+    torch.backends.cudnn.benchmark = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    for (obj, name), value in zip(flags, saved):
+        setattr(obj, name, value)
+
+
+@pytest.mark.parametrize("capability,tf32", [((8, 6), True), ((7, 5), False)])
+def test_cuda_runs_benchmark_convolutions_and_use_tf32_from_8_0(monkeypatch, cuda_flags,
+                                                                 capability, tf32):
+    fake_gpu(monkeypatch, capability)
+    T.tune_cuda(CUDA)
+    assert torch.backends.cudnn.benchmark is True
+    assert torch.backends.cuda.matmul.allow_tf32 is tf32
+
+
+def test_grad_scaler_only_for_float16(small_splits, monkeypatch):
+    scalers = []
+
+    class Recording(torch.amp.GradScaler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.scaled = 0
+            scalers.append(self)
+
+        def scale(self, outputs):
+            self.scaled += self.is_enabled()
+            return super().scale(outputs)
+
+    monkeypatch.setattr(T.torch.amp, "GradScaler", Recording)
+    f32 = T.train(cfg(epochs=1, model="lenet", lr=0.9, precision="float32"), small_splits, CPU)
+    assert [s.is_enabled() for s in scalers] == [False]
+    # float16 autocast runs on the CPU, slowly: let resolve_precision pass it for one run, so
+    # that the scaled step is exercised without a GPU.
+    resolve = T.resolve_precision
+    monkeypatch.setattr(T, "resolve_precision", lambda device, precision:
+                        "float16" if precision == "float16" else resolve(device, precision))
+    f16 = T.train(cfg(epochs=1, model="lenet", lr=0.9, precision="float16"), small_splits, CPU)
+    assert scalers[-1].is_enabled() and scalers[-1].scaled == math.ceil(3000 / 128)
+    assert f16.status == "completed" and math.isfinite(f16.total_loss)
+    assert f16.total_loss == pytest.approx(f32.total_loss, abs=0.05)
+
+
+def test_dataloader_path_trains_as_the_device_path(small_splits):
+    # Same batches in the same order (loader_batches follows device_batches' randperm), the
+    # same pixels (ToTensor's x / 255 at the network's own size), float32: the same numbers.
+    device = T.train(cfg(epochs=2, batch_size=256, precision="float32"), small_splits, CPU)
+    loader = T.train(cfg(epochs=2, batch_size=256, precision="float32", workers=2),
+                     small_splits, CPU)
+    assert loader.status == device.status == "completed"
+    for a, b in zip(loader.epochs, device.epochs, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
+        assert (a.train_acc, a.val_acc) == (b.train_acc, b.val_acc)
+
+
+def test_loader_pins_host_memory_only_for_cuda(small_splits, monkeypatch):
+    made = []
+    monkeypatch.setattr(torch.utils.data, "DataLoader", lambda *a, **kw: made.append(kw) or [])
+    for device in (CUDA, CPU):
+        list(T.loader_batches(small_splits.train, 256, 28, 2, torch.Generator(), device))
+    assert [kw["pin_memory"] for kw in made] == [True, False]
+
+
+@pytest.mark.parametrize("opt,kind,momentum,nesterov", [
+    ("sgd", torch.optim.SGD, 0.0, False), ("momentum", torch.optim.SGD, 0.9, False),
+    ("nesterov", torch.optim.SGD, 0.9, True), ("rmsprop", torch.optim.RMSprop, 0.0, None),
+    ("adam", torch.optim.Adam, None, None), ("adamw", torch.optim.AdamW, None, None)])
+def test_optimizer_gets_the_configured_values(opt, kind, momentum, nesterov):
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    optimizer = T.make_optimizer(cfg(optimizer=opt, lr=0.03, weight_decay=1e-4), params, CPU)
+    group = optimizer.param_groups[0]
+    assert type(optimizer) is kind
+    assert (group["lr"], group["weight_decay"]) == (0.03, 1e-4)
+    assert (group.get("momentum"), group.get("nesterov")) == (momentum, nesterov)
+
+
+@pytest.mark.parametrize("opt", ["momentum", "nesterov", "rmsprop"])
+def test_a_given_momentum_replaces_the_default(opt):
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    group = T.make_optimizer(cfg(optimizer=opt, momentum=0.5), params, CPU).param_groups[0]
+    assert group["momentum"] == 0.5
+
+
+def raise_oom_at(monkeypatch, forward: int):
+    """Networks built from now on raise CUDA's out-of-memory error in their FORWARD-th
+    training forward pass; returns weak references to them."""
+    built = []
+    build = T.models.build
+
+    def building(name, size=None):
+        net = build(name, size)
+        passes = []
+
+        def hook(module, args):
+            if module.training:
+                passes.append(1)
+                if len(passes) == forward:
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
+
+        net.register_forward_pre_hook(hook)
+        built.append(weakref.ref(net))
+        return net
+
+    monkeypatch.setattr(T.models, "build", building)
+    return built
+
+
+def test_out_of_memory_ends_the_run_and_frees_the_network(small_splits, monkeypatch):
+    built = raise_oom_at(monkeypatch, forward=1)
+    r = T.train(cfg(epochs=2, batch_size=512), small_splits, CPU)
+    assert (r.status, r.reason) == ("out_of_memory", "out of memory (batch 512, size 28)")
+    assert r.epochs == [] and r.model is None
+    assert math.isnan(r.total_loss) and math.isnan(r.final_val_acc)
+    assert math.isnan(r.best_val_acc) and r.examples_per_s == 0.0
+    gc.collect()
+    assert built[0]() is None  # nothing holds the network any more
+    assert r.to_json()["final_val_acc"] is None
+
+
+def test_out_of_memory_keeps_the_epochs_before_it(small_splits, monkeypatch):
+    raise_oom_at(monkeypatch, forward=7)  # batch 512: 6 steps an epoch, so early in epoch 2
+    r = T.train(cfg(epochs=3, batch_size=512), small_splits, CPU)
+    assert r.status == "out_of_memory" and [e.epoch for e in r.epochs] == [1]
+    assert r.final_val_acc == r.epochs[0].val_acc
+    assert r.total_loss == pytest.approx(r.epochs[0].train_loss, rel=1e-12)
+
+
+def count_training_steps(monkeypatch) -> list:
+    """One entry per training forward pass of the networks built from now on."""
+    steps = []
+    build = T.models.build
+
+    def building(name, size=None):
+        net = build(name, size)
+        net.register_forward_pre_hook(
+            lambda module, args: steps.append(1) if module.training else None)
+        return net
+
+    monkeypatch.setattr(T.models, "build", building)
+    return steps
+
+
+def test_should_stop_ends_the_run_within_one_part_of_an_epoch(small_splits, monkeypatch):
+    steps = count_training_steps(monkeypatch)
+    asked = []
+    # A stop requested from elsewhere (a signal, another thread) during step 6 of 24.
+    def should_stop():
+        asked.append(len(steps))
+        return len(steps) >= 6
+
+    r = T.train(cfg(epochs=3), small_splits, CPU, should_stop=should_stop)
+    assert (r.status, r.reason) == ("interrupted", "interrupted")
+    # Progress points after steps 5, 10, 14, 19, 24: the run stops at the one after step 6.
+    assert len(steps) == 10 and len(steps) - 6 <= math.ceil(24 / T.PROGRESS_POINTS)
+    assert asked == [0, 5, 10]  # before the epoch and at progress points, never per step
+    assert r.epochs == [] and math.isnan(r.total_loss) and math.isnan(r.final_val_acc)
+
+
+def test_should_stop_is_asked_before_each_epoch(small_splits, monkeypatch):
+    steps = count_training_steps(monkeypatch)
+    r = T.train(cfg(epochs=3), small_splits, CPU, should_stop=lambda: True)
+    assert (r.status, len(r.epochs), len(steps)) == ("interrupted", 0, 0)
+    stop = []
+    r = T.train(cfg(epochs=3), small_splits, CPU, should_stop=lambda: bool(stop),
+                on_epoch=stop.append)
+    assert (r.status, [e.epoch for e in r.epochs]) == ("interrupted", [1])
+    assert r.final_val_acc == r.epochs[0].val_acc
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -116,6 +369,11 @@ def test_dataloader_path_matches_in_meaning(small_splits):
     (dict(optimizer="momentum", momentum=1.5), r"momentum must be in \[0, 1\)"),
     (dict(model="alexnet", resize=32), "at least 65"),
     (dict(precision="fp8"), "unknown precision 'fp8'; choose one of: auto, float32"),
+    (dict(optimizer="nesterov", momentum=0.0), r"'nesterov' needs momentum in \(0, 1\), got 0"),
+    (dict(weight_decay=-1e-4), "weight decay must be a finite number >= 0"),
+    (dict(weight_decay=math.nan), "weight decay must be a finite number >= 0, got nan"),
+    (dict(weight_decay=math.inf), "weight decay must be a finite number >= 0, got inf"),
+    (dict(optimizer="rmsprop", momentum=math.nan), r"momentum must be in \[0, 1\)"),
 ])
 def test_bad_config_is_refused(bad, match):
     with pytest.raises(UsageError, match=match):

@@ -1,0 +1,118 @@
+"""The trial loop of one worker: start trials one at a time until this run's count, the
+timeout or the study's total is reached, or the user asks it to stop.
+
+Stopping is by flag (`StopFlag`): a signal handler that only records the signal cannot be lost,
+whereas a KeyboardInterrupt raised from a handler can land inside a finalizer during Optuna's
+garbage collection after a trial, where Python prints it as "Exception ignored" and goes on.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch import storage as stores
+from hpsearch.errors import TrialEnded
+from hpsearch.study.resume import FINISHED
+
+
+class StopFlag:
+    """The first SIGINT or SIGTERM asks for a stop at the next safe point (between trials, or
+    at a training progress point); a second one stops at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def install(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+
+@dataclass(frozen=True)
+class Limits:
+    trials: int | None  # trials of this run; None: no count
+    total: int | None  # finished trials of the whole study (every worker) to stop at
+    timeout: float | None  # seconds after which no trial starts
+
+
+def room_for_a_trial(study: optuna.Study, total: int) -> bool | None:
+    """True: start a trial. None: the total is in flight elsewhere, wait. False: it is reached.
+    Finished plus running trials count; a queued (WAITING) retry does not make room, as the
+    running trials may still land on the total."""
+    optuna.storages.fail_stale_trials(study)
+    # One read for both counts: read apart, a trial finishing in between is counted in
+    # neither, and the group overshoots the total by one.
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    finished = sum(s in FINISHED for s in states)
+    running = states.count(TrialState.RUNNING)
+    if finished >= total:
+        return False
+    return None if finished + running >= total else True
+
+
+def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: int,
+               claim: stores.TrialClaim, report: Callable[[optuna.Study, FrozenTrial], None],
+               stop: Callable[[], bool]) -> bool:
+    """Run trials until LIMITS or STOP; return True when STOP ended it.
+
+    With a total, the worker takes CLAIM, counts, and starts a trial only if there is room;
+    CLAIM is let go once that trial is RUNNING in the storage, where the next count sees it,
+    so a group of workers lands on the total instead of overshooting by the trials in flight
+    (as MaxTrialsCallback alone would). While the rest of the total runs elsewhere it waits: a
+    dead worker's trial goes stale, Optuna fails it and queues a retry, which a live worker runs.
+    """
+    deadline = time.monotonic() + limits.timeout if limits.timeout else None
+
+    def started(trial: optuna.Trial):
+        claim.release()  # the trial is RUNNING in the storage: the next count sees it
+        return objective(trial)
+
+    ran = 0
+    while limits.trials is None or ran < limits.trials:
+        if stop():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        try:
+            if limits.total is not None:
+                claim.acquire()
+                room = room_for_a_trial(study, limits.total)
+                if room is False:
+                    break
+                if room is None:
+                    claim.release()
+                    time.sleep(1)  # see whether the trials in flight land
+                    continue
+            study.optimize(started, n_trials=1, callbacks=[report], catch=(TrialEnded,),
+                           gc_after_trial=True)
+        finally:
+            claim.release()
+        ran += 1
+    sweep_stale_trials(study, grace, stop)
+    return stop()
+
+
+def sweep_stale_trials(study: optuna.Study, grace: int, stop: Callable[[], bool]) -> None:
+    """Wait (at most GRACE + 1 s) for RUNNING trials to finish or go stale, failing the stale
+    ones through Optuna. Optuna checks for stale trials only when a trial starts, so without
+    this a worker killed near the end would leave its trial RUNNING once the others stop."""
+    deadline = time.monotonic() + grace + 1
+    while time.monotonic() < deadline and not stop():
+        optuna.storages.fail_stale_trials(study)
+        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        time.sleep(1)

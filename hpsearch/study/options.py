@@ -1,0 +1,178 @@
+"""The study command's options: parsed once into a frozen `StudyOptions`, checked in one place,
+never changed afterwards. A worker's command line is rendered from the options (`to_argv`), so
+what a worker runs is what the parent parsed, whatever abbreviations or order the user typed.
+
+No torch here: `python -m hpsearch.study --help` answers without importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpsearch import options, storage as stores
+from hpsearch.cli import positive
+
+SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
+DEFAULT_TRIALS = 10  # trials of one invocation when neither --trials nor --total-trials is given
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    name: str  # network or lab study (the search-space file's stem)
+    study_name: str
+    storage: str  # the resolved SQLAlchemy URL; print it only through storage.redact
+    trials: int | None = None  # trials of this invocation (None: see DEFAULT_TRIALS)
+    total_trials: int | None = None  # stop once the study holds this many finished trials
+    timeout: float | None = None  # seconds after which no trial starts
+    space: Path | None = None  # --space FILE; None: studies/NAME.toml
+    sampler: str = "tpe"
+    pruner: str | None = None  # None: the space's default (search.default_pruner)
+    two_objectives: bool = False
+    seed: int = 0
+    sampler_seed: int | None = None  # None: seed
+    device: str = "auto"
+    devices: tuple[str, ...] = ()  # one worker process per entry (times jobs)
+    jobs: int = 1
+    threads: int | None = None
+    train_subset: int | None = None
+    val_size: int = options.DEFAULT_VAL_SIZE
+    resize: int | None = None
+    precision: str | None = None  # None: the space's, else auto
+    max_epochs: int | None = None
+    data_dir: Path | None = None
+    heartbeat: int = stores.HEARTBEAT_SECONDS
+    quiet: bool = False
+    tag: str | None = None  # a worker's label on its lines, set by the parent
+
+    @property
+    def starts_workers(self) -> bool:
+        return bool(self.devices) or self.jobs > 1
+
+    def sampler_seed_or_seed(self) -> int:
+        return self.seed if self.sampler_seed is None else self.sampler_seed
+
+
+# Field -> flag, for rendering a worker's command line. Fields not here are not flags (name is
+# positional; storage travels in the environment, so no password shows in a process list).
+FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(StudyOptions)
+         if f.name not in ("name", "storage")}
+
+
+def to_argv(opts: StudyOptions) -> list[str]:
+    """The command line (after `python -m hpsearch.study`) that parses back to OPTS, storage
+    aside: every field that differs from its default, written out in full."""
+    defaults = StudyOptions(name=opts.name, study_name=opts.name, storage=opts.storage)
+    argv = [opts.name]
+    for name, flag in FLAGS.items():
+        value = getattr(opts, name)
+        if value == getattr(defaults, name):
+            continue
+        if isinstance(value, bool):
+            argv.append(flag)
+        elif isinstance(value, tuple):
+            argv += [flag, ",".join(value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = options.parser(
+        "python -m hpsearch.study",
+        "Run (or continue) an Optuna study of one network on Fashion-MNIST.",
+        epilog="NAME is a network (lenet, alexnet, vgg, resnet, alexnet_small, net28) searched "
+               "over studies/NAME.toml, or a lab study (lab-lenet, lab-alexnet, lab-vgg, "
+               "lab-resnet) that runs the lab's one-factor-at-a-time configurations.")
+    p.add_argument("name", metavar="NAME", help="network or lab study")
+    _add_extent(p)
+    _add_search(p)
+    _add_fidelity(p)
+    _add_workers(p)
+    return p
+
+
+def _add_extent(p: argparse.ArgumentParser) -> None:
+    """How many trials, for how long, in which study."""
+    p.add_argument("--trials", type=positive(int, "--trials"), metavar="N",
+                   help=f"trials to run in this invocation (default: {DEFAULT_TRIALS}; lab "
+                        "studies: the rows not yet run)")
+    p.add_argument("--total-trials", type=positive(int, "--total-trials"), metavar="N",
+                   help="stop once the study holds N finished (complete or pruned) trials, "
+                        "counting those of earlier runs and other workers")
+    p.add_argument("--timeout", type=positive(float, "--timeout"), metavar="SECONDS",
+                   help="stop starting trials after this many seconds")
+    options.add_storage(p)
+    p.add_argument("--study-name", metavar="NAME", help="default: NAME")
+    p.add_argument("--heartbeat", type=positive(int, "--heartbeat"),
+                   default=stores.HEARTBEAT_SECONDS, metavar="SECONDS",
+                   help=f"trial heartbeat interval; a trial silent for "
+                        f"{stores.grace_for(1)}x this is failed and retried "
+                        f"(default {stores.HEARTBEAT_SECONDS})")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines, only per-trial")
+    p.add_argument("--tag", help=argparse.SUPPRESS)  # set by the parent on each worker's lines
+
+
+def _add_search(p: argparse.ArgumentParser) -> None:
+    """What is searched and how."""
+    p.add_argument("--space", type=Path, metavar="FILE", help="default: studies/NAME.toml")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe")
+    p.add_argument("--pruner", choices=PRUNERS,
+                   help="default: median; none for lab studies, whose rows are the lab's "
+                        "table and run to their last epoch")
+    p.add_argument("--two-objectives", action="store_true",
+                   help="maximise val accuracy and minimise training seconds (a Pareto front; "
+                        "no pruning)")
+    options.add_seed(p, "seeds the split and training (and the sampler, unless "
+                        "--sampler-seed is given)")
+    p.add_argument("--sampler-seed", type=options.seed("--sampler-seed"), metavar="N",
+                   help="seed of the sampler; parallel workers need different ones, or they "
+                        "propose the same trials (--devices/--jobs and scripts/worker see to it)")
+
+
+def _add_fidelity(p: argparse.ArgumentParser) -> None:
+    """What every trial trains on: data, input size, epochs, arithmetic."""
+    options.add_data(p)
+    p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
+                   help="input side in pixels (default: the network's own)")
+    p.add_argument("--max-epochs", type=positive(int, "--max-epochs"), metavar="N",
+                   help="cap every trial's epochs (clips the space's epoch range)")
+    options.add_precision(p, None)
+
+
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    """Where trials run: one device here, or several worker processes."""
+    options.add_device(p)
+    p.add_argument("--devices", metavar="LIST",
+                   help="start one worker process per device, e.g. cuda:0,cuda:1 or cpu,cpu; "
+                        "all join this study through the storage")
+    p.add_argument("--jobs", type=positive(int, "--jobs"), default=1, metavar="K",
+                   help="worker processes per device (trials at a time on each; default 1)")
+    p.add_argument("--threads", type=positive(int, "--threads"), metavar="N",
+                   help="torch CPU threads of this process (default: all cores for one "
+                        "process; cores / workers when --devices or --jobs start several)")
+
+
+def parse(argv: list[str] | None) -> StudyOptions:
+    """Parse and check ARGV; a bad value exits 2 (argparse) or raises UsageError."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    devices = ()
+    if args.devices is not None:
+        devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+        if not devices:
+            p.error("--devices needs at least one device, e.g. cuda:0,cuda:1")
+        if args.device != "auto":
+            p.error("give --device or --devices, not both")
+    if args.two_objectives and args.pruner not in (None, "none"):
+        p.error(f"--pruner {args.pruner} cannot judge a two-objective study (Optuna prunes "
+                "one objective only); leave --pruner out or give none")
+    options.check_split(args.val_size, args.train_subset)
+    fields = {k: v for k, v in vars(args).items() if k in FLAGS or k == "name"}
+    return StudyOptions(**{**fields, "devices": devices,
+                           "study_name": args.study_name or args.name,
+                           "storage": stores.resolve_url(args.storage)})
+

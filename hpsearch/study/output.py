@@ -1,0 +1,95 @@
+"""What a study prints: one line per finished trial, the start line, the summary. Storage URLs
+appear only through storage.redact, so a password never reaches the terminal or a log."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch import storage as stores
+from hpsearch.errors import TrialEnded
+
+
+def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
+    """One line per finished trial: number, state, value, seconds, params, best so far."""
+    seconds = t.duration.total_seconds() if t.duration else 0.0
+    if t.state == TrialState.COMPLETE:
+        value = " ".join(f"{v:.4f}" for v in t.values)
+    elif t.state == TrialState.PRUNED and t.intermediate_values:
+        value = f"{t.intermediate_values[max(t.intermediate_values)]:.4f}"
+    else:
+        value = "-"
+    params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
+    line = f"trial {t.number:>3} {t.state.name:<8} value {value}  {seconds:6.1f} s  {params}"
+    reason = t.user_attrs.get("reason")
+    if reason:
+        line += f"  [{reason}]"
+    return line + "  | " + best_phrase(study)
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    try:
+        return study.best_trials
+    except ValueError:  # no completed trial
+        return []
+
+
+def best_phrase(study: optuna.Study) -> str:
+    best = best_trials(study)
+    if not best:
+        return "no completed trial yet"
+    if len(study.directions) > 1:
+        return f"Pareto front: {len(best)} trials"
+    return f"best: trial {best[0].number} ({best[0].value:.4f})"
+
+
+def fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def summary(study: optuna.Study, url: str) -> str:
+    """Counts by state, the best trial(s), where the study is and how to export it."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    lines = [f"study {study.study_name!r}: " +
+             ", ".join(f"{n} {k}" for k, n in counts.items() if n)]
+    best = best_trials(study)
+    for t in best if len(study.directions) > 1 else best[:1]:
+        values = ", ".join(f"{v:.4f}" for v in t.values)
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
+        lines.append(f"best trial {t.number}: {values} with {params}")
+    if not best:
+        lines.append("no completed trial yet")
+    shown = stores.redact(url)
+    lines.append(f"storage: {shown}")
+    storage_flag = "" if url == stores.DEFAULT_URL else f" --storage '{shown}'"
+    lines.append(f"export:  python -m hpsearch.export {study.study_name}{storage_flag}")
+    return "\n".join(lines)
+
+
+def interrupted_line(url: str, finished: int | None = None) -> str:
+    count = "finished trials are" if finished is None else f"{finished} finished trials are"
+    return (f"interrupted: {count} safe in {stores.redact(url)}; "
+            f"run the same command to continue")
+
+
+class _HideTrialEnded(logging.Filter):
+    """Optuna logs a failed trial with its traceback. A trial that diverged, ran out of memory
+    or was interrupted is an expected outcome, already reported on our own trial line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and
+                    isinstance(record.exc_info[1], (TrialEnded, KeyboardInterrupt)))
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # On the handlers, not the logger: a logger's filters see only its own records, and
+    # Optuna logs a failed trial from the child logger optuna.study._optimize.
+    for handler in optuna.logging.get_logger("optuna").handlers:
+        if not any(isinstance(f, _HideTrialEnded) for f in handler.filters):
+            handler.addFilter(_HideTrialEnded())
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

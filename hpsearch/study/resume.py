@@ -1,0 +1,150 @@
+"""Open a study: its search space, the setup that makes its trials comparable (stored with the
+study and checked when it is resumed), and the lab's rows queued once."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch import models, notes, space as spaces, storage as stores
+from hpsearch.errors import UsageError
+from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
+from hpsearch.study.search import default_pruner, make_pruner, make_sampler, max_epochs_of
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+TWO_OBJECTIVES = ("maximize", "minimize")  # val accuracy, training seconds
+# Trial statuses that end a lab row for good: re-running the row would end the same way.
+FINAL_FAILURES = ("diverged", "out_of_memory")
+
+
+def find_space_file(name: str, given: Path | None) -> Path:
+    """--space, else studies/NAME.toml in the working directory, else the one shipped here."""
+    if given is not None:
+        return given
+    for folder in (Path("studies"), STUDIES_DIR):
+        if (folder / f"{name}.toml").is_file():
+            return folder / f"{name}.toml"
+    known = sorted(p.stem for p in STUDIES_DIR.glob("*.toml"))
+    raise UsageError(f"no search space for {name!r} (looked for studies/{name}.toml); "
+                     f"known: {', '.join(known)}; or pass --space FILE")
+
+
+def load_space(opts: StudyOptions) -> spaces.Space:
+    """The space file with the command line's fixed fields (--resize, --precision) and epoch
+    cap applied; a bad file or a size the network cannot take stops here."""
+    space = spaces.load(find_space_file(opts.name, opts.space))
+    given = {k: v for k, v in (("resize", opts.resize), ("precision", opts.precision))
+             if v is not None}
+    if given:
+        space = dataclasses.replace(space, fixed={**space.fixed, **given})
+    models.check_size(space.network, space.fixed.get("resize") or
+                      models.spec(space.network).default_size)
+    if opts.max_epochs is not None:
+        space = spaces.cap_epochs(space, opts.max_epochs)
+    return space
+
+
+def with_precision(space: spaces.Space, precision: str) -> spaces.Space:
+    """SPACE with every trial's precision fixed to what runs (bfloat16, float16 or float32),
+    so a study never mixes arithmetics and its trials' configs say what ran."""
+    return dataclasses.replace(space, fixed={**space.fixed, "precision": precision})
+
+
+def space_digest(space: spaces.Space) -> str:
+    """A short hash of the parsed space: what is searched, what is fixed, the lab's rows.
+    An edited file, or other --resize/--max-epochs/--precision, gives another digest."""
+    doc = {"network": space.network, "fixed": space.fixed,
+           "params": [[p.name, p.field, optuna.distributions.distribution_to_json(
+               p.distribution), p.optimizers] for p in space.params],
+           "lab_rows": space.lab_rows, "lab_labels": space.lab_labels}
+    text = json.dumps(doc, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def study_setup(opts: StudyOptions, space: spaces.Space) -> dict:
+    """What makes trials of one study comparable; stored with the study, checked on resume."""
+    return {"network": space.network, "space": space.path.name,
+            "space_digest": space_digest(space), "seed": opts.seed,
+            "train_subset": opts.train_subset, "val_size": opts.val_size,
+            "resize": space.fixed.get("resize"), "max_epochs": opts.max_epochs,
+            "precision": space.fixed["precision"],
+            "objectives": "accuracy,time" if opts.two_objectives else "accuracy"}
+
+
+def check_resume(stored: dict, setup: dict, where: str) -> None:
+    """Refuse to add trials to a study that ran under another setup, naming what differs."""
+    if stored == setup:
+        return
+    diff = []
+    for key in setup:
+        if stored.get(key) == setup[key]:
+            continue
+        what = "the search space's content" if key == "space_digest" else key
+        diff.append(f"{what}: stored {stored.get(key)!r}, now {setup[key]!r}")
+    raise UsageError(f"{where} was run with other settings ({'; '.join(diff)}); use the "
+                     f"same options and space file, or a new --study-name")
+
+
+def open_study(opts: StudyOptions, storage, space: spaces.Space) -> optuna.Study:
+    """Create STUDY or resume it under the same setup, with a sampler seeded for this run.
+    SPACE's precision must be resolved (with_precision)."""
+    setup = study_setup(opts, space)
+    directions = list(TWO_OBJECTIVES) if opts.two_objectives else ["maximize"]
+    pruner = make_pruner(opts.pruner or default_pruner(space), max_epochs_of(space))
+    study = optuna.create_study(study_name=opts.study_name, storage=storage,
+                                load_if_exists=True, pruner=pruner, directions=directions)
+    stored = study.user_attrs.get("setup")
+    if stored is None:
+        study.set_user_attr("setup", setup)
+        study.set_metric_names(["val_accuracy", "train_seconds"][:len(directions)])
+    else:
+        check_resume(stored, setup, f"study {opts.study_name!r} in {stores.redact(opts.storage)}")
+    # Mix the trials already there into the seed: a resumed study (or a worker joining late)
+    # must not replay the random start-up proposals of an earlier run, while a fresh study
+    # stays reproducible. SeedSequence mixes, so (seed, n) pairs do not collide as seed + n would.
+    seq = np.random.SeedSequence([opts.sampler_seed_or_seed(), len(study.trials)])
+    study.sampler = make_sampler(opts.sampler, int(seq.generate_state(1)[0]), space)
+    notes.add_study_note(study, space)  # what it searches, shown by optuna-dashboard
+    return study
+
+
+def lab_rows_done(study: optuna.Study) -> set[int]:
+    """Lab rows with a finished, running or queued trial, or one that failed for good
+    (diverged, out of memory); a row cut short by Ctrl-C or a dead worker is not done."""
+    done = set()
+    for t in study.get_trials(deepcopy=False):
+        failed_for_good = (t.state == TrialState.FAIL
+                           and t.user_attrs.get("status") in FINAL_FAILURES)
+        if t.state != TrialState.FAIL or failed_for_good:
+            done.add(t.user_attrs.get("lab_row"))
+    return done
+
+
+def enqueue_lab_rows(study: optuna.Study, space: spaces.Space, claim: stores.TrialClaim) -> int:
+    """Queue each lab row not done yet; return how many rows are queued (left to run). Under
+    CLAIM, so workers starting together cannot queue a row twice."""
+    with claim.held():
+        done = lab_rows_done(study)
+        for i, (row, label) in enumerate(zip(space.lab_rows, space.lab_labels)):
+            if i not in done:
+                study.enqueue_trial(row, user_attrs={"lab_row": i, "lab_label": label})
+        return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def trials_for_run(opts: StudyOptions, study: optuna.Study, space: spaces.Space,
+                   claim: stores.TrialClaim) -> int | None:
+    """This run's trial count: --trials; for a lab study the rows left (queued here); else
+    DEFAULT_TRIALS, unless a --total-trials bounds the run (None: no count)."""
+    if space.is_lab:
+        pending = enqueue_lab_rows(study, space, claim)
+        return opts.trials if opts.trials is not None else pending
+    if opts.trials is None and opts.total_trials is None:
+        return DEFAULT_TRIALS
+    return opts.trials
