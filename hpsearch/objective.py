@@ -3,6 +3,7 @@ needs to judge it. The training loop itself knows nothing of Optuna; it sees cal
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -11,7 +12,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpsearch import artifacts, data, space as spaces
-from hpsearch.config import TrainConfig
+from hpsearch.config import CHANCE, TrainConfig
 from hpsearch.errors import TrialEnded
 from hpsearch.train import RunResult, train
 
@@ -20,20 +21,15 @@ RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_
              "examples_per_s", "params", "device", "status", "reason")
 
 
-class Diverged(TrialEnded):
-    """The training loss blew up; the trial ends as FAIL with the reason stored."""
-
-
-class OutOfMemory(TrialEnded):
-    """The device ran out of memory; the trial ends as FAIL, the study goes on."""
-
-
 class Interrupted(TrialEnded):
     """The user asked the study to stop (Ctrl-C, SIGTERM); the trial ends as FAIL and a lab
     row it ran is queued again by the next run."""
 
 
-ENDINGS = {"diverged": Diverged, "out_of_memory": OutOfMemory, "interrupted": Interrupted}
+# Outcomes told to the sampler as a completed trial at chance accuracy, so that it learns to
+# avoid what caused them (a FAIL trial is ignored by TPE, which then keeps proposing the
+# learning rates that blew up). The trial keeps its status and reason in its user attrs.
+AT_CHANCE = ("diverged", "out_of_memory")
 
 
 def store_result(trial: optuna.Trial, result: RunResult) -> None:
@@ -61,32 +57,58 @@ class Objective:
     artifact_store: FileSystemArtifactStore | None = None
     # Asked at the training loop's progress points: True ends the trial as interrupted.
     should_stop: Callable[[], bool] | None = None
+    # config -> predicted seconds (hpsearch/cost.py), stored beside the measured ones.
+    predict: Callable[[TrainConfig], float] | None = None
+    deadline: float | None = None  # time.monotonic() at which the study's budget ends
 
     def __call__(self, trial: optuna.Trial):
         cfg = TrainConfig(model=self.space.network, seed=self.seed,
                           **spaces.suggest(trial, self.space))
         trial.set_user_attr("config", asdict(cfg))
-
-        def on_epoch(record) -> str | None:
-            if self.two_objectives:
-                return None
-            trial.report(record.val_acc, record.epoch)
-            # After the last epoch there is nothing left to save: the trial completes, and its
-            # value counts for the sampler and for the pruner's median.
-            if record.epoch < cfg.epochs and trial.should_prune():
-                return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
-            return None
-
-        result = train(cfg, self.splits, self.device, on_epoch=on_epoch, log=self.log,
-                       should_stop=self.should_stop)
+        if self.predict is not None:
+            predicted = self.predict(cfg)
+            trial.set_user_attr("predicted_s", predicted)
+            self._skip_if_too_long(trial, predicted)
+        result = train(cfg, self.splits, self.device, on_epoch=self._on_epoch(trial, cfg),
+                       log=self.log, should_stop=self.should_stop)
         store_result(trial, result)
         # Uploaded before the trial ends, so pruned and diverged runs show their curves too.
         if self.artifact_store is not None and result.epochs:
             artifacts.upload_learning_curve(trial, self.artifact_store)
         if result.status == "stopped":
             raise optuna.TrialPruned(result.reason)
-        if result.status in ENDINGS:
-            raise ENDINGS[result.status](result.reason)
+        if result.status == "interrupted":
+            raise Interrupted(result.reason)
+        accuracy = CHANCE if result.status in AT_CHANCE else result.final_val_acc
         if self.two_objectives:
-            return result.final_val_acc, result.train_seconds
-        return result.final_val_acc
+            return accuracy, result.train_seconds
+        return accuracy
+
+    def _skip_if_too_long(self, trial: optuna.Trial, predicted: float) -> None:
+        """A trial predicted to end after the budget does is not started: it is pruned before
+        its first epoch, status "skipped"."""
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if predicted > left:
+            reason = f"budget: predicted {predicted:.0f} s, {max(left, 0):.0f} s left"
+            trial.set_user_attr("status", "skipped")
+            trial.set_user_attr("reason", reason)
+            raise optuna.TrialPruned(reason)
+
+    def _on_epoch(self, trial: optuna.Trial, cfg: TrainConfig):
+        def on_epoch(record) -> str | None:
+            if not self.two_objectives:
+                trial.report(record.val_acc, record.epoch)
+            # After the last epoch there is nothing left to save: the trial completes, and its
+            # value counts for the sampler and for the pruner's median.
+            if record.epoch == cfg.epochs:
+                return None
+            # A next epoch that would end after the budget does is not begun.
+            if self.deadline is not None and time.monotonic() + record.seconds > self.deadline:
+                return f"budget: stopped after epoch {record.epoch}, the next would overrun"
+            if not self.two_objectives and trial.should_prune():
+                return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
+            return None
+
+        return on_epoch

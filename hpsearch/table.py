@@ -55,10 +55,14 @@ def fmt(column: str, value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if column == "run time (s)":
+        if column in ("run time (s)", "predicted (s)"):
             return f"{value:.1f}"
         return f"{value:.4g}" if column in ("lr", "momentum", "weight_decay") else f"{value:.4f}"
     return str(value)
+
+
+STATUS_MARKS = {"diverged": "DIVERGED", "out_of_memory": "OUT OF MEMORY",
+                "interrupted": "INTERRUPTED"}
 
 
 def at_chance(t: FrozenTrial) -> bool:
@@ -70,13 +74,15 @@ def flags(t: FrozenTrial) -> list[str]:
     """What marks TRIAL as no finding: PRUNED, DIVERGED, FAILED (e.g. its process was killed),
     CHANCE LEVEL (best val accuracy within CHANCE_MARGIN of 1/10)."""
     marks = []
+    status = t.user_attrs.get("status")
     if t.state == TrialState.PRUNED:
-        marks.append("PRUNED")
-    if t.user_attrs.get("status") == "diverged":
-        marks.append("DIVERGED")
+        marks.append("SKIPPED (BUDGET)" if status == "skipped" else "PRUNED")
+    # A diverged or out-of-memory trial is COMPLETE at chance accuracy for the sampler's sake.
+    if status in STATUS_MARKS:
+        marks.append(STATUS_MARKS[status])
     elif t.state == TrialState.FAIL:
         marks.append("FAILED")
-    if at_chance(t) and "DIVERGED" not in marks:
+    if at_chance(t) and status not in STATUS_MARKS:
         marks.append("CHANCE LEVEL")
     return marks
 
@@ -107,6 +113,7 @@ def row(t: FrozenTrial) -> dict:
         "workers": cfg.get("workers"),
         "total loss": attrs.get("total_loss"), "total accuracy": attrs.get("total_acc"),
         "val accuracy": attrs.get("final_val_acc"), "run time (s)": run_time(t),
+        "predicted (s)": attrs.get("predicted_s"),
         "state": state(t), "note": attrs.get("reason") or None,
     }
 
@@ -139,8 +146,9 @@ def columns(rows: list[dict], lab: bool) -> list[str]:
              if any(r[f] is not None and r[f] != default for r in rows)]
     setting = shown[:shown.index("total loss")]
     setting[2:2] = extra  # after optimizer and lr
+    predicted = ["predicted (s)"] if any(r["predicted (s)"] is not None for r in rows) else []
     return (["trial"] + setting + ["total loss", "total accuracy", "val accuracy",
-                                   "run time (s)", "state", "note"])
+                                   "run time (s)", *predicted, "state", "note"])
 
 
 def build(trials: list[FrozenTrial]) -> Table:

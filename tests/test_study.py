@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from conftest import ROOT, run_cli
 from hpsearch import space as spaces
-from hpsearch.objective import Diverged, Objective
+from hpsearch.config import CHANCE
+from hpsearch.objective import Objective
 from hpsearch.study.output import quiet_optuna
 from hpsearch.study.search import default_pruner, make_pruner
 
@@ -61,7 +62,7 @@ def test_pruner_prunes_a_hopeless_trial(arrays, tmp_path):
     for _ in range(3):  # three good trials set the median ...
         study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 2})
     # ... then plain SGD with a tiny step leaves LeNet's sigmoids at chance.
-    study.enqueue_trial({"optimizer": "sgd", "lr_sgd": 0.01, "batch_size": 512, "epochs": 4})
+    study.enqueue_trial({"optimizer": "sgd", "lr_sgd": 0.01, "batch_size_sgd": 256, "epochs": 4})
     study.optimize(Objective(space, small_splits_for(arrays), torch.device("cpu")), n_trials=4)
     trials = study.get_trials()
     assert [t.state for t in trials[:3]] == [TrialState.COMPLETE] * 3
@@ -101,20 +102,44 @@ def test_lab_studies_run_every_epoch_unless_told_otherwise():
     assert default_pruner(spaces.load(ROOT / "studies" / "lenet.toml")) == "median"
 
 
-def test_divergence_is_recorded_and_the_study_goes_on(arrays):
+def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):
+    """A diverged trial is COMPLETE at chance accuracy, so that TPE learns to avoid what blew
+    up (it ignores FAIL trials); it keeps its status and reason."""
     quiet_optuna()
     base = spaces.cap_epochs(spaces.load(ROOT / "studies" / "net28.toml"), 1)
     sized = tuple(p for p in base.params if p.field in ("batch_size", "epochs"))
     study = optuna.create_study(direction="maximize")
     objective = Objective(spaces.Space(base.path, "net28", sized, {"optimizer": "sgd", "lr": 1e6}),
                           small_splits_for(arrays), torch.device("cpu"))
-    study.optimize(objective, n_trials=1, catch=(Diverged,))  # no exception escapes
+    study.optimize(objective, n_trials=1)  # no exception escapes
     objective.space = spaces.Space(base.path, "net28", sized, {"optimizer": "adam", "lr": 1e-3})
-    study.optimize(objective, n_trials=1, catch=(Diverged,))
+    study.optimize(objective, n_trials=1)
     first, second = study.get_trials()
-    assert first.state == TrialState.FAIL
+    assert first.state == TrialState.COMPLETE and first.value == CHANCE
     assert first.user_attrs["status"] == "diverged" and "epoch 1, step" in first.user_attrs["reason"]
     assert second.state == TrialState.COMPLETE and second.value > 0.3
+    from hpsearch import table
+    assert table.state(first) == "DIVERGED"
+
+
+def test_out_of_memory_reaches_the_sampler_as_chance(arrays, monkeypatch):
+    from hpsearch import objective as objectives
+    from hpsearch.train import RunResult
+
+    def oom(cfg, splits, device, **kw):
+        return RunResult(cfg, status="out_of_memory",
+                         reason=f"out of memory (batch {cfg.batch_size}, size {cfg.size})")
+
+    monkeypatch.setattr(objectives, "train", oom)
+    quiet_optuna()
+    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 1)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objectives.Objective(space, small_splits_for(arrays, 100),
+                                        torch.device("cpu")), n_trials=2)
+    assert [t.value for t in study.trials] == [CHANCE, CHANCE]
+    assert study.trials[0].user_attrs["reason"].startswith("out of memory (batch ")
+    from hpsearch import table
+    assert table.state(study.trials[0]) == "OUT OF MEMORY"
 
 
 BAD_SPACES = [

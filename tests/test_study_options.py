@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, run_cli
 from hpsearch import storage as stores
 from hpsearch.errors import UsageError
-from hpsearch.study.options import StudyOptions, parse, to_argv
+from hpsearch.study.options import parse, to_argv
 from hpsearch.study.workers import device_env, plan, split_trials
 
 

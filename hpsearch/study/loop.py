@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import storage as stores
 from hpsearch.errors import TrialEnded
-from hpsearch.study.resume import FINISHED
+from hpsearch.study.output import FINISHED
 
 
 class StopFlag:
@@ -47,6 +47,18 @@ class Limits:
     trials: int | None  # trials of this run; None: no count
     total: int | None  # finished trials of the whole study (every worker) to stop at
     timeout: float | None  # seconds after which no trial starts
+    deadline: float | None = None  # time.monotonic() at which the budget ends
+    quickest: float = 0.0  # predicted seconds of the quickest trial: none starts if it cannot end
+    skips: int = 3  # trials in a row skipped as too long for the budget end the run
+
+
+def budget_spent(limits: Limits, skipped_in_a_row: int) -> bool:
+    """No trial can end before the budget does, or the sampler keeps proposing ones that
+    cannot (each skipped before it trained)."""
+    if limits.deadline is None:
+        return False
+    return (time.monotonic() + limits.quickest > limits.deadline
+            or skipped_in_a_row >= limits.skips)
 
 
 def room_for_a_trial(study: optuna.Study, total: int) -> bool | None:
@@ -64,6 +76,14 @@ def room_for_a_trial(study: optuna.Study, total: int) -> bool | None:
     return None if finished + running >= total else True
 
 
+def was_skipped(study: optuna.Study, mine: list[int]) -> bool:
+    """Whether the last trial this loop ran was skipped as too long for the budget."""
+    if not mine:
+        return False
+    trial = study.get_trials(deepcopy=False)[mine[-1]]
+    return trial.user_attrs.get("status") == "skipped"
+
+
 def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: int,
                claim: stores.TrialClaim, report: Callable[[optuna.Study, FrozenTrial], None],
                stop: Callable[[], bool]) -> bool:
@@ -77,15 +97,20 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
     """
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
 
+    mine: list[int] = []  # numbers of the trials this loop ran
+
     def started(trial: optuna.Trial):
         claim.release()  # the trial is RUNNING in the storage: the next count sees it
+        mine.append(trial.number)
         return objective(trial)
 
-    ran = 0
+    ran = skipped = 0
     while limits.trials is None or ran < limits.trials:
         if stop():
             return True
         if deadline is not None and time.monotonic() >= deadline:
+            break
+        if budget_spent(limits, skipped):
             break
         try:
             if limits.total is not None:
@@ -101,6 +126,7 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
                            gc_after_trial=True)
         finally:
             claim.release()
+        skipped = skipped + 1 if was_skipped(study, mine) else 0
         ran += 1
     sweep_stale_trials(study, grace, stop)
     return stop()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpsearch import options, storage as stores
-from hpsearch.cli import positive
+from hpsearch.cli import duration, positive
 
 SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
@@ -28,6 +28,8 @@ class StudyOptions:
     trials: int | None = None  # trials of this invocation (None: see DEFAULT_TRIALS)
     total_trials: int | None = None  # stop once the study holds this many finished trials
     timeout: float | None = None  # seconds after which no trial starts
+    budget: float | None = None  # wall-clock seconds for the whole study, every worker together
+    dry_run: bool = False  # print the plan, touch no storage, run nothing
     space: Path | None = None  # --space FILE; None: studies/NAME.toml
     sampler: str = "tpe"
     pruner: str | None = None  # None: the space's default (search.default_pruner)
@@ -75,6 +77,8 @@ def to_argv(opts: StudyOptions) -> list[str]:
             argv.append(flag)
         elif isinstance(value, tuple):
             argv += [flag, ",".join(value)]
+        elif name == "budget":
+            argv += [flag, f"{value!r}s"]
         else:
             argv += [flag, str(value)]
     return argv
@@ -105,6 +109,14 @@ def _add_extent(p: argparse.ArgumentParser) -> None:
                         "counting those of earlier runs and other workers")
     p.add_argument("--timeout", type=positive(float, "--timeout"), metavar="SECONDS",
                    help="stop starting trials after this many seconds")
+    p.add_argument("--budget", type=duration("--budget"), metavar="DURATION",
+                   help="wall-clock time for the whole study (90s, 30m, 2h, 1h30m): it picks "
+                        "its fidelity (training images, input size, epoch cap) so that about "
+                        "20 trials fit, never starts a trial predicted to end past it and stops "
+                        "one that would overrun; a resumed study spends what is left")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the study's plan (fidelity, seconds per trial and in all) and "
+                        "exit, touching no storage")
     options.add_storage(p)
     p.add_argument("--study-name", metavar="NAME", help="default: NAME")
     p.add_argument("--heartbeat", type=positive(int, "--heartbeat"),

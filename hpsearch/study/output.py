@@ -4,12 +4,16 @@ appear only through storage.redact, so a password never reaches the terminal or 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
 from hpsearch import storage as stores
+from hpsearch.cli import fmt_seconds
 from hpsearch.errors import TrialEnded
 
 
@@ -28,6 +32,36 @@ def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
     if reason:
         line += f"  [{reason}]"
     return line + "  | " + best_phrase(study)
+
+
+class Progress:
+    """Trial lines with the run's elapsed time and its predicted time left: from the budget
+    when there is one, else from the trials still to run times the plan's mean trial."""
+
+    def __init__(self, tag: str, started: float, limits, plan):
+        self.tag, self.started, self.limits, self.plan = tag, started, limits, plan
+        self.reported = 0
+
+    def elapsed(self) -> str:
+        return f"{fmt_seconds(time.monotonic() - self.started)} elapsed"
+
+    def left(self, study: optuna.Study) -> float | None:
+        limits, estimates = self.limits, []
+        share = self.plan.mean_trial * self.plan.pruned_share
+        if limits.trials is not None:
+            estimates.append(max(limits.trials - self.reported, 0) * share)
+        if limits.total is not None:
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            estimates.append(max(limits.total - finished, 0) * share)
+        if limits.deadline is not None:
+            estimates.append(max(limits.deadline - time.monotonic(), 0.0))
+        return min(estimates) if estimates else None
+
+    def line(self, study: optuna.Study, t: FrozenTrial) -> str:
+        self.reported += 1
+        left = self.left(study)
+        eta = "" if left is None else f", ~{fmt_seconds(left)} left"
+        return f"{self.tag}{trial_line(study, t)}  ({self.elapsed()}{eta})"
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:

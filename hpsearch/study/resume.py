@@ -4,6 +4,7 @@ study and checked when it is resumed), and the lab's rows queued once."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import asdict
 import hashlib
 import json
 from pathlib import Path
@@ -12,13 +13,13 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch import models, notes, space as spaces, storage as stores
+from hpsearch import lab, models, notes, space as spaces, storage as stores
+from hpsearch.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
 from hpsearch.study.search import default_pruner, make_pruner, make_sampler, max_epochs_of
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 TWO_OBJECTIVES = ("maximize", "minimize")  # val accuracy, training seconds
 # Trial statuses that end a lab row for good: re-running the row would end the same way.
 FINAL_FAILURES = ("diverged", "out_of_memory")
@@ -92,9 +93,11 @@ def check_resume(stored: dict, setup: dict, where: str) -> None:
                      f"same options and space file, or a new --study-name")
 
 
-def open_study(opts: StudyOptions, storage, space: spaces.Space) -> optuna.Study:
-    """Create STUDY or resume it under the same setup, with a sampler seeded for this run.
-    SPACE's precision must be resolved (with_precision)."""
+def open_study(opts: StudyOptions, storage, space: spaces.Space,
+               planned: int | None = None) -> optuna.Study:
+    """Create STUDY or resume it under the same setup, with a sampler seeded for this run and
+    sized for PLANNED trials (None: unknown). SPACE's precision must be resolved
+    (with_precision)."""
     setup = study_setup(opts, space)
     directions = list(TWO_OBJECTIVES) if opts.two_objectives else ["maximize"]
     pruner = make_pruner(opts.pruner or default_pruner(space), max_epochs_of(space))
@@ -110,7 +113,7 @@ def open_study(opts: StudyOptions, storage, space: spaces.Space) -> optuna.Study
     # must not replay the random start-up proposals of an earlier run, while a fresh study
     # stays reproducible. SeedSequence mixes, so (seed, n) pairs do not collide as seed + n would.
     seq = np.random.SeedSequence([opts.sampler_seed_or_seed(), len(study.trials)])
-    study.sampler = make_sampler(opts.sampler, int(seq.generate_state(1)[0]), space)
+    study.sampler = make_sampler(opts.sampler, int(seq.generate_state(1)[0]), space, planned)
     notes.add_study_note(study, space)  # what it searches, shown by optuna-dashboard
     return study
 
@@ -148,3 +151,46 @@ def trials_for_run(opts: StudyOptions, study: optuna.Study, space: spaces.Space,
     if opts.trials is None and opts.total_trials is None:
         return DEFAULT_TRIALS
     return opts.trials
+
+
+def baseline_params(space: spaces.Space) -> tuple[dict, list[str]]:
+    """The lab's baseline for SPACE's network as SPACE's parameters, each brought into its
+    range (a log-scaled weight decay cannot be 0, an epoch cap may be below 10), and what was
+    moved to get there."""
+    base = {**asdict(TrainConfig(model=space.network)), **lab.baseline(space.network)}
+    params, moved = {}, []
+    for p in space.params:
+        if p.optimizers is not None and base["optimizer"] not in p.optimizers:
+            continue
+        want = base[p.field] if base[p.field] is not None else 0.0
+        got = nearest(p.distribution, want)
+        params[p.name] = got
+        if got != want:
+            moved.append(f"{p.field} {want} -> {got}")
+    return params, moved
+
+
+def nearest(d: optuna.distributions.BaseDistribution, value):
+    """VALUE, or the closest value distribution D can take."""
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        if value in d.choices:
+            return value
+        numeric = [c for c in d.choices if isinstance(c, (int, float))]
+        if isinstance(value, (int, float)) and numeric:
+            return min(numeric, key=lambda c: abs(c - value))
+        return d.choices[0]
+    return type(d.low)(min(max(value, d.low), d.high))
+
+
+def enqueue_baseline(study: optuna.Study, space: spaces.Space, claim: stores.TrialClaim) -> None:
+    """Trial 0 of a new network study is the lab's baseline, so every study says how far it
+    got beyond the lab (marked `baseline` in its user attrs, the table and the dashboard)."""
+    if space.is_lab or space.network not in lab.BASELINES:
+        return
+    with claim.held():
+        if study.get_trials(deepcopy=False):
+            return
+        params, moved = baseline_params(space)
+        label = "the lab's baseline" + (f" ({', '.join(moved)} to fit the space)" if moved
+                                        else "")
+        study.enqueue_trial(params, user_attrs={"baseline": label})

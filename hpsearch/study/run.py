@@ -1,5 +1,6 @@
 """One study process: load the space, open the storage, and either start worker processes or
-be the worker: load the data, open the study, run the trial loop, print what happened."""
+be the worker: plan the study, load the data, open the study, run the trial loop, print what
+happened."""
 
 from __future__ import annotations
 
@@ -11,28 +12,55 @@ import optuna
 import torch
 
 from hpsearch import artifacts, data, space as spaces, storage as stores
+from hpsearch.cli import fmt_seconds
 from hpsearch.objective import Objective
-from hpsearch.study import output, workers
+from hpsearch.study import budget as budgets, output, workers
 from hpsearch.study.loop import Limits, StopFlag, run_trials
-from hpsearch.study.options import StudyOptions
-from hpsearch.study.resume import FINISHED, load_space, open_study, trials_for_run, with_precision
+from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
+from hpsearch.study.output import FINISHED
+from hpsearch.study.resume import (enqueue_baseline, load_space, open_study,
+                                   trials_for_run)
 from hpsearch.train import pick_device, resolve_precision
 
 
 def run(opts: StudyOptions) -> int:
     """The whole command after parsing; returns the exit status."""
+    started = time.monotonic()
     stop = StopFlag().install()
     output.quiet_optuna()
     space = load_space(opts)  # a bad file stops here, before the storage is touched
+    if opts.dry_run:
+        return dry_run(opts, space)
     storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
     if opts.starts_workers:
         return workers.run_workers(opts, space, storage, stop)
-    return run_worker(opts, space, storage, stop)
+    return run_worker(opts, space, storage, stop, started)
 
 
-def resolved(space: spaces.Space, device: torch.device) -> spaces.Space:
-    """SPACE with "auto" (or the space's) precision replaced by what DEVICE runs."""
-    return with_precision(space, resolve_precision(device, space.fixed.get("precision", "auto")))
+def planned_trials(opts: StudyOptions, space: spaces.Space) -> int | None:
+    """The trials the plan counts: --trials, the lab's rows, else a total or the default
+    (None when a budget or timeout alone ends the study)."""
+    if opts.trials is not None:
+        return opts.trials
+    if space.is_lab:
+        return len(space.lab_rows)
+    if opts.total_trials is not None:
+        return opts.total_trials
+    return None if opts.budget or opts.timeout else DEFAULT_TRIALS
+
+
+def dry_run(opts: StudyOptions, space: spaces.Space) -> int:
+    """Print the plan; no storage is opened, no data loaded, nothing trained but the few
+    timed steps of the cost model."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = pick_device((opts.devices or (opts.device,))[0])
+    precision = resolve_precision(device, space.fixed.get("precision", "auto"))
+    prepared = budgets.prepare(opts, space, device, precision, None,
+                               planned_trials(opts, space))
+    print(budgets.plan_text(prepared, device, opts.budget))
+    print("dry run: nothing stored, nothing trained")
+    return 0
 
 
 def start_line(opts: StudyOptions, study: optuna.Study, space: spaces.Space, limits: Limits,
@@ -41,39 +69,58 @@ def start_line(opts: StudyOptions, study: optuna.Study, space: spaces.Space, lim
     plan = [f"{limits.trials} more trials"] if limits.trials is not None else []
     if limits.total:
         plan.append(f"until {limits.total} are finished")
+    if limits.deadline is not None:
+        plan.append(f"for {fmt_seconds(limits.deadline - time.monotonic())}")
     return (f"study {study.study_name!r} ({space.network}, {space.path}) in "
             f"{stores.redact(opts.storage)}: {finished} finished trials so far; running "
             f"{', at most '.join(plan)} on {device} ({space.fixed['precision']}), "
             f"{len(splits.train)} train / {len(splits.val)} val images")
 
 
-def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag) -> int:
+def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
+               started: float) -> int:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
-    space = resolved(space, device)
+    precision = resolve_precision(device, space.fixed.get("precision", "auto"))
+    prepared = budgets.prepare(opts, space, device, precision, storage,
+                               planned_trials(opts, space))
+    opts, space = prepared.opts, prepared.space
     arrays = data.load(opts.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=opts.val_size, seed=opts.seed,
                               train_subset=opts.train_subset)
-    study = open_study(opts, storage, space)
+    planned = prepared.plan.trials
+    if planned is None and opts.budget is not None:
+        planned = prepared.plan.trials_in(opts.budget)
+    study = open_study(opts, storage, space, planned)
+    budgets.cost_model(space, device, study)  # stored for workers and resumes
     claim = stores.TrialClaim(opts.storage, study.study_name)
-    limits = Limits(trials_for_run(opts, study, space, claim), opts.total_trials, opts.timeout)
-    print(start_line(opts, study, space, limits, device, splits), flush=True)
+    enqueue_baseline(study, space, claim)
+    limits = Limits(trials_for_run(opts, study, space, claim), opts.total_trials, opts.timeout,
+                    budgets.deadline(opts.budget, study, started), prepared.plan.per_trial[0])
     tag = f"[{opts.tag}] " if opts.tag else ""
-    log = None if opts.quiet else (lambda line: print(f"    {tag}{line}", flush=True))
-    objective = Objective(space, splits, device, opts.seed, opts.two_objectives, log,
-                          artifact_store=artifacts.open_store(opts.storage), should_stop=stop)
+    if not opts.tag:  # a worker's parent printed the plan
+        print(budgets.plan_text(prepared, device, budgets.remaining(limits)), flush=True)
+    print(tag + start_line(opts, study, space, limits, device, splits), flush=True)
+    objective = Objective(space, splits, device, opts.seed, opts.two_objectives,
+                          None if opts.quiet else (lambda line: print(f"    {tag}{line}", flush=True)),
+                          artifact_store=artifacts.open_store(opts.storage), should_stop=stop,
+                          predict=budgets.predictor(prepared), deadline=limits.deadline)
+    return trial_loop(opts, study, objective, limits, claim, stop, output.Progress(
+        tag, started, limits, prepared.plan))
+
+
+def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, limits: Limits,
+               claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress) -> int:
     # Optuna collects garbage after each trial (a pruned trial's traceback keeps its network
     # alive); freezing what lives for the whole run (modules, data, storage) takes it out of
     # those collections: 0.16 s a trial down to nothing.
     gc.freeze()
-    start = time.perf_counter()
     if run_trials(study, objective, limits, stores.grace_for(opts.heartbeat), claim,
-                  report=lambda s, t: print(tag + output.trial_line(s, t), flush=True),
-                  stop=stop):
+                  report=lambda s, t: print(progress.line(s, t), flush=True), stop=stop):
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print("\n" + output.interrupted_line(opts.storage, finished), file=sys.stderr)
         return 130
     if not opts.tag:
-        print(f"\n{time.perf_counter() - start:.1f} s; " + output.summary(study, opts.storage))
+        print(f"\n{progress.elapsed()}; " + output.summary(study, opts.storage))
     return 0

@@ -9,12 +9,21 @@ from hpsearch import space as spaces
 from hpsearch.errors import UsageError
 
 
-def make_sampler(name: str, seed: int | None, space: spaces.Space) -> optuna.samplers.BaseSampler:
+def startup_trials(planned: int | None) -> int:
+    """TPE's random start-up trials: a quarter of the planned study, between 4 and 10 (a
+    12-trial study searches guided after its first 4, not its first 10)."""
+    if planned is None:
+        return 10
+    return min(10, max(4, round(planned / 4)))
+
+
+def make_sampler(name: str, seed: int | None, space: spaces.Space,
+                 planned: int | None = None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # multivariate + group: the space is conditional (parameters per optimizer);
         # constant_liar: parallel workers do not all propose the same point.
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True,
-                                          group=True, constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(planned),
+                                          multivariate=True, group=True, constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":

@@ -20,10 +20,10 @@ import torch
 
 from hpsearch import space as spaces, storage as stores
 from hpsearch.errors import UsageError
-from hpsearch.study import output
+from hpsearch.study import budget as budgets, output
 from hpsearch.study.loop import StopFlag
 from hpsearch.study.options import StudyOptions, to_argv
-from hpsearch.study.resume import open_study, trials_for_run, with_precision
+from hpsearch.study.resume import open_study, trials_for_run
 from hpsearch.train import pick_device, resolve_precision
 
 
@@ -117,18 +117,32 @@ def threads_per_worker(opts: StudyOptions, workers: int) -> int:
 
 
 def run_workers(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag) -> int:
+    """Plan and create the study here (measuring the cost on the first device with a
+    worker's share of the threads), then start the workers and wait for them."""
     devices = opts.devices or (opts.device,)
-    precision = resolve_precision(parent_device(devices[0]), space.fixed.get("precision", "auto"))
-    opts = dataclasses.replace(opts, precision=precision)  # every worker runs the same
-    study = open_study(opts, storage, with_precision(space, precision))
-    trials = trials_for_run(opts, study, space, stores.TrialClaim(opts.storage, opts.study_name))
+    slots = len(devices) * opts.jobs
+    first = parent_device(devices[0])
+    precision = resolve_precision(first, space.fixed.get("precision", "auto"))
+    torch.set_num_threads(threads_per_worker(opts, slots))
+    prepared = budgets.prepare(opts, space, first, precision, storage, opts.trials)
+    # Every worker runs the same precision and fidelity (a budget's pick, written out).
+    opts = dataclasses.replace(prepared.opts, precision=precision)
+    study = open_study(opts, storage, prepared.space, prepared.plan.trials)
+    budgets.cost_model(prepared.space, first, study)
+    print(budgets.plan_text(prepared, first, opts.budget), flush=True)
+    trials = trials_for_run(opts, study, prepared.space,
+                            stores.TrialClaim(opts.storage, opts.study_name))
     if trials == 0:
         print(f"study {opts.study_name!r}: nothing left to run")
         return 0
     started = plan(opts, trials, os.environ)
     print(f"starting {len(started)} workers ({', '.join(devices)} x {opts.jobs} jobs, "
-          f"{threads_per_worker(opts, len(devices) * opts.jobs)} threads each) on "
+          f"{threads_per_worker(opts, slots)} threads each) on "
           f"{stores.redact(opts.storage)}", flush=True)
+    return wait_and_sum_up(opts, storage, started, stop)
+
+
+def wait_and_sum_up(opts: StudyOptions, storage, started: list, stop: StopFlag) -> int:
     # Each worker in a process group of its own: a Ctrl-C in the terminal reaches only this
     # process, which passes it on once (a second would stop the workers mid-trial).
     procs = [subprocess.Popen([sys.executable, "-m", "hpsearch.study", *argv], env=env,

@@ -1,0 +1,163 @@
+"""A study's cost model and budget: measured (or read back from the study), the fidelity a
+--budget picks (kept by a resumed study), what the budget has left, and the plan printed
+before the first trial."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+
+from hpsearch import cost as costs, models, space as spaces
+from hpsearch.study import plan as plans
+from hpsearch.study.options import StudyOptions
+from hpsearch.study.resume import load_space, with_precision
+
+COST_ATTR = "cost_models"  # study user attr: key -> StepCost json, reused by workers and resumes
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A study run made concrete: its options (the fidelity a budget picked filled in), its
+    space (precision resolved), the cost model and the plan."""
+
+    opts: StudyOptions
+    space: spaces.Space
+    cost: costs.StepCost
+    plan: plans.Plan
+
+
+def cost_key(space: spaces.Space, device: torch.device) -> str:
+    size = space.fixed.get("resize") or models.spec(space.network).default_size
+    low, high = plans.measured_batches(space)
+    return (f"{space.network}@{size}/{space.fixed['precision']}/{device}/batch {low},{high}/"
+            f"{torch.get_num_threads()} threads")
+
+
+def cost_model(space: spaces.Space, device: torch.device,
+               study: optuna.Study | None) -> costs.StepCost:
+    """The cost model stored in STUDY under this key, else measured now (and stored)."""
+    key = cost_key(space, device)
+    stored = study.user_attrs.get(COST_ATTR, {}) if study is not None else {}
+    if key in stored:
+        return costs.StepCost.from_json(stored[key])
+    size = space.fixed.get("resize") or models.spec(space.network).default_size
+    cost = plans.measured_cost(space.network, size, space.fixed["precision"], str(device),
+                               plans.measured_batches(space))
+    if study is not None:
+        study.set_user_attr(COST_ATTR, {**stored, key: cost.to_json()})
+    return cost
+
+
+def between(low: costs.StepCost, high: costs.StepCost, size: int) -> costs.StepCost:
+    """The cost at SIZE, read off the line through the costs measured at two sizes, against
+    forward FLOPs (a step's fixed part does not shrink with the image; FLOPs alone would
+    say it does)."""
+    f_low, f_high = (models.forward_flops(low.network, c.size) for c in (low, high))
+    t = 0.0 if f_high == f_low else (models.forward_flops(low.network, size) - f_low) / (f_high - f_low)
+
+    def mix(a: float, b: float) -> float:
+        return a + t * (b - a)
+
+    return dataclasses.replace(low, size=size,
+                               step_s=tuple(mix(a, b) for a, b in zip(low.step_s, high.step_s)),
+                               eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image))
+
+
+def stored_setup(opts: StudyOptions, storage) -> dict | None:
+    if storage is None or opts.study_name not in optuna.get_all_study_names(storage):
+        return None
+    return optuna.load_study(study_name=opts.study_name, storage=storage).user_attrs.get("setup")
+
+
+def fit_budget(opts: StudyOptions, precision: str, device: torch.device, storage) -> StudyOptions:
+    """OPTS with the fidelity its budget picks; a study that exists keeps its own."""
+    stored = stored_setup(opts, storage)
+    if stored is not None:
+        return dataclasses.replace(opts, train_subset=stored["train_subset"],
+                                   max_epochs=stored["max_epochs"], resize=stored["resize"])
+
+    def space_of(cand: StudyOptions) -> spaces.Space:
+        return with_precision(load_space(cand), precision)
+
+    base = cost_model(space_of(opts), device, None)
+    sizes = plans.SIZES.get(base.network, ())
+    if opts.resize is not None or not sizes:
+        return plans.choose_fidelity(opts, space_of, lambda size: base, opts.budget)
+    small = cost_model(space_of(dataclasses.replace(opts, resize=sizes[-1])), device, None)
+    return plans.choose_fidelity(opts, space_of, lambda size: between(small, base, size),
+                                 opts.budget)
+
+
+def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, precision: str,
+            storage, trials: int | None) -> Prepared:
+    """Resolve precision and budget, measure (or read) the cost model, and plan TRIALS."""
+    if opts.budget is not None:
+        opts = fit_budget(opts, precision, device, storage)
+        space = load_space(opts)
+    space = with_precision(space, precision)
+    study = None
+    if storage is not None and opts.study_name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=opts.study_name, storage=storage)
+    cost = cost_model(space, device, study)
+    fid = plans.fidelity_of(space, opts)
+    pruner = opts.pruner or ("none" if space.is_lab else "median")
+    return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials, pruner))
+
+
+def spent_seconds(study: optuna.Study) -> float:
+    """Wall-clock seconds the study's trials have taken, overlaps (parallel workers) counted
+    once: the union of their [start, end] spans, a running trial's up to now."""
+    now = datetime.datetime.now()
+    spans = sorted((t.datetime_start, t.datetime_complete or now)
+                   for t in study.get_trials(deepcopy=False) if t.datetime_start is not None)
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total
+
+
+def deadline(budget: float | None, study: optuna.Study, started: float) -> float | None:
+    """The time.monotonic() at which this run's share of BUDGET ends: what the study's trials
+    have not spent, counted from STARTED (this run's start, so its set-up counts too)."""
+    if budget is None:
+        return None
+    return started + max(budget - spent_seconds(study), 0.0)
+
+
+def predictor(prepared: Prepared):
+    """config -> predicted seconds of a trial at the study's fidelity."""
+    fid = prepared.plan.fidelity
+
+    def predict(cfg) -> float:
+        return costs.run_seconds(prepared.cost, cfg.epochs, fid.train_images, fid.val_images,
+                                 cfg.batch_size)
+
+    return predict
+
+
+def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
+    lines = plans.plan_lines(prepared.plan, str(device), prepared.space.fixed["precision"])
+    opts = prepared.opts
+    if opts.budget is not None:
+        left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"
+        fits = prepared.plan.trials_in(opts.budget if remaining is None else remaining)
+        lines.append(f"  budget {plans.fmt_seconds(opts.budget)}{left}: about {fits} trials "
+                     f"at this fidelity")
+    else:
+        lines += plans.hour_options(prepared.plan, prepared.space.network)
+    return "\n".join(lines)
+
+
+def remaining(limits) -> float | None:
+    """Seconds of the budget left now (None: no budget)."""
+    return None if limits.deadline is None else max(limits.deadline - time.monotonic(), 0.0)

@@ -1,0 +1,205 @@
+"""What a study will cost before it runs, and the fidelity that fits it into a budget.
+
+A trial's seconds come from the cost model (hpsearch/cost.py) and its config; over the space
+they are read from a few hundred configs drawn at random from it. A budget (`--budget 30m`)
+picks the fidelity: the most expensive one (training images, input size, epoch cap) at which
+TARGET_TRIALS median trials, after the pruner's saving, fit into the budget. More trials at a
+lower fidelity rather than a few long ones: TPE needs its random start-up trials and about as
+many guided ones before its proposals beat random search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+from functools import cache
+
+import optuna
+import torch
+
+from hpsearch import cost as costs, models, space as spaces
+from hpsearch.config import TRAIN_IMAGES, TrainConfig
+from hpsearch.cli import HOUR, fmt_seconds
+from hpsearch.errors import UsageError
+from hpsearch.study.options import StudyOptions
+
+TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
+SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
+# Share of an unpruned study's seconds that a pruned one spends. Median: 0.60, measured by
+# scripts/bench over a 20-trial lenet study (BENCHMARKS.md); the others are not measured, so
+# no saving is assumed for them.
+PRUNED_SHARE = {"median": 0.60}
+SUBSETS = (None, 20_000, 10_000, 5_000, 2_000)  # None: the whole training split
+EPOCH_CAPS = (None, 10, 6, 3, 1)  # None: the space's own
+SIZES = {"resnet": (96, 64, 48, 32), "alexnet": (224, 128, 96, 72),
+         "alexnet_small": (224, 128, 96, 64), "vgg": (224, 128, 96, 64)}
+@dataclass(frozen=True)
+class Fidelity:
+    """What every trial trains on."""
+
+    train_images: int
+    val_images: int
+    size: int
+    epochs: tuple[int, int]  # the fewest and most epochs a trial of the space can train
+
+    def phrase(self) -> str:
+        low, high = self.epochs
+        epochs = f"{low} epochs" if low == high else f"{low}-{high} epochs"
+        return (f"{self.train_images:,} train / {self.val_images:,} val images at "
+                f"{self.size}x{self.size}, {epochs}")
+
+
+def fidelity_of(space: spaces.Space, opts: StudyOptions) -> Fidelity:
+    most_train = TRAIN_IMAGES - opts.val_size
+    n_train = min(opts.train_subset or most_train, most_train)
+    size = space.fixed.get("resize") or models.spec(space.network).default_size
+    epochs = [c["epochs"] for c in sample_configs(space)]
+    return Fidelity(n_train, opts.val_size, size, (min(epochs), max(epochs)))
+
+
+_SAMPLED: dict[str, tuple[dict, ...]] = {}  # repr(space) -> configs (a Space holds dicts)
+
+
+def sample_configs(space: spaces.Space) -> tuple[dict, ...]:
+    """SAMPLES configs drawn at random from SPACE (the lab's rows, for a lab study)."""
+    if space.is_lab:
+        return tuple({**space.fixed, **row} for row in space.lab_rows)
+    key = repr(space)
+    if key not in _SAMPLED:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        configs = []
+        for _ in range(SAMPLES):
+            trial = study.ask()
+            configs.append(spaces.suggest(trial, space))
+            study.tell(trial, 0.0)
+        _SAMPLED[key] = tuple(configs)
+    return _SAMPLED[key]
+
+
+def measured_batches(space: spaces.Space) -> tuple[int, int]:
+    """The batch sizes the cost model times: the space's smallest and twice that (at most its
+    largest). Larger batches cost about the same per image, so the line through these two
+    points holds for them, and timing them instead would cost seconds per step on a CPU."""
+    sizes = [c.get("batch_size", TrainConfig(model=space.network).batch_size)
+             for c in sample_configs(space)]
+    return min(sizes), min(2 * min(sizes), max(sizes))
+
+
+@cache
+def measured_cost(network: str, size: int, precision: str, device: str,
+                  batches: tuple[int, int]) -> costs.StepCost:
+    """The cost model, measured once per process for each key."""
+    return costs.measure(network, size, precision, torch.device(device), batches)
+
+
+def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Fidelity) -> list[float]:
+    """Predicted seconds of each sampled config, sorted."""
+    default_batch = TrainConfig(model=space.network).batch_size
+    return sorted(costs.run_seconds(cost, c.get("epochs", 10), fid.train_images,
+                                    fid.val_images, c.get("batch_size", default_batch))
+                  for c in sample_configs(space))
+
+
+@dataclass(frozen=True)
+class Plan:
+    trials: int | None  # None: no count (a total, a budget or a timeout ends it)
+    fidelity: Fidelity
+    per_trial: tuple[float, float, float]  # fastest, median, slowest seconds
+    mean_trial: float
+    pruned_share: float  # of the unpruned seconds a pruned study spends (1: no saving)
+    pruner: str
+
+    def trials_in(self, seconds: float) -> int:
+        """How many trials of the mean cost, pruned, fit into SECONDS."""
+        return int(seconds / (self.mean_trial * self.pruned_share))
+
+    def total(self, pruned: bool) -> float | None:
+        if self.trials is None:
+            return None
+        return self.trials * self.mean_trial * (self.pruned_share if pruned else 1.0)
+
+
+def make_plan(space: spaces.Space, cost: costs.StepCost, fid: Fidelity, trials: int | None,
+              pruner: str) -> Plan:
+    secs = trial_seconds(space, cost, fid)
+    return Plan(trials, fid, (secs[0], statistics.median(secs), secs[-1]),
+                statistics.fmean(secs), PRUNED_SHARE.get(pruner, 1.0), pruner)
+
+
+def plan_lines(plan: Plan, device: str, precision: str) -> list[str]:
+    fastest, median, slowest = plan.per_trial
+    count = f"{plan.trials} trials" if plan.trials is not None else "trials"
+    lines = [f"plan: {count} on {device} ({precision}): {plan.fidelity.phrase()}",
+             f"  per trial: fastest {fmt_seconds(fastest)}, median {fmt_seconds(median)}, "
+             f"slowest {fmt_seconds(slowest)} (predicted from timed steps on this device)"]
+    total = plan.total(pruned=False)
+    if total is not None:
+        line = f"  in all: ~{fmt_seconds(total)} unpruned"
+        if plan.pruned_share < 1:
+            saving = round(100 * (1 - plan.pruned_share))
+            line += (f", ~{fmt_seconds(plan.total(pruned=True))} with the {plan.pruner} pruner "
+                     f"(saves ~{saving}%, as measured)")
+        lines.append(line)
+    return lines
+
+
+def hour_options(plan: Plan, network: str) -> list[str]:
+    """Ways to bring a study predicted at over an hour into one, or nothing."""
+    total = plan.total(pruned=True)
+    if total is None or total <= HOUR:
+        return []
+    fid = plan.fidelity
+    options = ["--budget 1h (picks the fidelity for you)"]
+    subset = int(fid.train_images * HOUR / total) // 1000 * 1000
+    if subset >= 2000:
+        options.append(f"--train-subset {subset}")
+    for size in SIZES.get(network, ())[1:]:
+        if size < fid.size and total * flops_ratio(network, size, fid.size) <= HOUR:
+            options.append(f"--resize {size}")
+            break
+    return [f"  over an hour: try {', or '.join(options)}"]
+
+
+@cache
+def flops_ratio(network: str, size: int, base: int) -> float:
+    """How much cheaper a step at SIZE is than at BASE, by forward FLOPs."""
+    return models.forward_flops(network, size) / models.forward_flops(network, base)
+
+
+def candidates(opts: StudyOptions, network: str) -> list[StudyOptions]:
+    """Fidelities a budget may choose from; what the user fixed (--train-subset, --resize,
+    --max-epochs) stays fixed."""
+    subsets = (opts.train_subset,) if opts.train_subset else SUBSETS
+    sizes = (opts.resize,) if opts.resize else SIZES.get(network, (None,))
+    caps = (opts.max_epochs,) if opts.max_epochs else EPOCH_CAPS
+    default = models.spec(network).default_size
+    return [dataclasses.replace(opts, train_subset=n, max_epochs=cap,
+                                resize=None if size in (None, default) else size)
+            for n in subsets for size in sizes for cap in caps
+            if size is None or size >= models.min_size(network)]
+
+
+def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> StudyOptions:
+    """OPTS at the most expensive candidate fidelity where TARGET_TRIALS (or --trials) median
+    trials, after the pruner's saving, fit into BUDGET seconds; the cheapest candidate when
+    none does, if one trial of it fits. SPACE_OF(opts) gives the capped space, COST_AT(size)
+    the cost model at that input size."""
+    want = opts.trials or TARGET_TRIALS
+    priced = []
+    for cand in candidates(opts, space_of(opts).network):
+        space = space_of(cand)
+        fid = fidelity_of(space, cand)
+        plan = make_plan(space, cost_at(fid.size), fid, want, opts.pruner or "median")
+        priced.append((plan.total(pruned=True), plan.per_trial[0], cand))
+    priced.sort(key=lambda p: -p[0])
+    for total, _, cand in priced:
+        if total <= budget:
+            return cand
+    cheapest_total, fastest, cheapest = priced[-1]
+    if fastest > budget:
+        raise UsageError(f"--budget {fmt_seconds(budget)} is too small: the quickest trial at "
+                         f"the lowest fidelity takes ~{fmt_seconds(fastest)}; give at least "
+                         f"--budget {math.ceil(fastest * 1.2)}s")
+    return cheapest

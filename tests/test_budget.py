@@ -1,0 +1,246 @@
+"""The cost model, the plan, --dry-run and --budget: predictions against a fake clock, the
+budget's loop with stub objectives, and the command line."""
+
+import datetime
+import time
+
+import optuna
+import pytest
+import torch
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from conftest import ROOT, run_cli
+from hpsearch import cost as costs, space as spaces, storage as stores
+from hpsearch.config import TrainConfig
+from hpsearch.errors import UsageError
+from hpsearch.objective import Objective
+from hpsearch.study import plan as plans
+from hpsearch.study.budget import deadline, spent_seconds
+from hpsearch.study.loop import Limits, run_trials
+from hpsearch.study.options import parse
+from hpsearch.study.resume import baseline_params, load_space, with_precision
+from hpsearch.train import EpochRecord, RunResult
+
+CPU = torch.device("cpu")
+
+
+def fake_train(step_s: dict, eval_s_per_image: float, setup_s: float):
+    """A train() whose clock is made up: each epoch's records say what a real one would had
+    its steps taken STEP_S[batch] seconds."""
+
+    def train(cfg, splits, device, **kw):
+        n, n_val = len(splits.train), len(splits.val)
+        phase = n / cfg.batch_size * step_s[cfg.batch_size]
+        seconds = phase + n_val * eval_s_per_image
+        first = seconds + 0.5  # the first epoch pays a warm-up
+        epochs = [EpochRecord(e, 1.0, 0.5, 1.0, 0.5, first if e == 1 else seconds, n / phase, n)
+                  for e in range(1, cfg.epochs + 1)]
+        return RunResult(cfg, epochs=epochs, train_seconds=setup_s + first
+                         + seconds * (cfg.epochs - 1))
+
+    return train
+
+
+def test_the_cost_model_reads_steps_evaluation_and_setup_off_the_clock(monkeypatch):
+    monkeypatch.setattr(costs, "train", fake_train({64: 0.2, 128: 0.3}, 1e-4, 0.7))
+    cost = costs.measure("net28", 28, "float32", CPU, (64, 128))
+    assert cost.step_s == pytest.approx((0.2, 0.3))
+    assert cost.eval_s_per_image == pytest.approx(1e-4)
+    assert cost.setup_s == pytest.approx(0.7 + 0.5)  # set-up plus the first epoch's warm-up
+    # A step: 0.1 s fixed plus 1/640 s per image, on the line through both points.
+    assert cost.step_seconds(512) == pytest.approx(0.1 + 512 / 640)
+    # A trial: set-up, then per epoch 40 steps of 0.3 s, 10,000 evaluations, the bookkeeping.
+    assert costs.run_seconds(cost, 3, 5000, 10_000, 128) == pytest.approx(
+        costs.TRIAL_OVERHEAD_S + 1.2 + 3 * (40 * 0.3 + 1.0 + costs.EPOCH_OVERHEAD_S))
+
+
+def test_quick_steps_are_timed_longer(monkeypatch):
+    calls = []
+    real = fake_train({64: 0.001, 128: 0.0015}, 1e-5, 0.1)
+
+    def train(cfg, splits, device, **kw):
+        calls.append(len(splits.train) // cfg.batch_size)
+        return real(cfg, splits, device)
+
+    monkeypatch.setattr(costs, "train", train)
+    costs.measure("lenet", 28, "float32", CPU, (64, 128))
+    assert calls[0] == 2 and calls[1] * 0.001 >= costs.MEASURE_SECONDS
+
+
+def lenet_space(**over):
+    opts = parse(["lenet", "--storage", "sqlite:///x.db", *over.get("argv", [])])
+    return opts, with_precision(load_space(opts), "float32")
+
+
+def cost_of(step=0.01, evals=1e-5):
+    return costs.StepCost("lenet", 28, "float32", "cpu", (64, 128), (step, 2 * step), evals, 0.1)
+
+
+def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
+    opts, space = lenet_space()
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, "median")
+    lines = plans.plan_lines(plan, "cpu", "float32")
+    assert lines[0] == ("plan: 40 trials on cpu (float32): 50,000 train / 10,000 val images at "
+                        "28x28, 5-20 epochs")
+    fastest, median, slowest = plan.per_trial
+    assert fastest < median < slowest
+    assert "fastest" in lines[1] and "median" in lines[1] and "slowest" in lines[1]
+    assert plan.total(pruned=True) == pytest.approx(0.6 * plan.total(pruned=False))
+    assert "with the median pruner (saves ~40%" in lines[2]
+    expensive = plans.make_plan(space, cost_of(step=0.05), plans.fidelity_of(space, opts), 40,
+                                "median")
+    hint = plans.hour_options(expensive, "lenet")
+    assert hint and "--budget 1h" in hint[0] and "--train-subset" in hint[0]
+    assert plans.hour_options(plan, "lenet") == []
+
+
+def test_a_budget_picks_the_most_expensive_fidelity_that_holds_twenty_trials():
+    opts, _ = lenet_space()
+
+    def space_of(o):
+        return with_precision(load_space(o), "float32")
+
+    def total(o):
+        space = space_of(o)
+        return plans.make_plan(space, cost_of(), plans.fidelity_of(space, o), 20,
+                               "median").total(pruned=True)
+
+    budget = 600.0
+    chosen = plans.choose_fidelity(parse(["lenet", "--budget", "10m"]), space_of,
+                                   lambda size: cost_of(), budget)
+    assert total(chosen) <= budget
+    dearer = [c for c in plans.candidates(opts, "lenet") if total(c) > total(chosen)]
+    assert dearer and all(total(c) > budget for c in dearer)
+    with pytest.raises(UsageError, match=r"--budget 0.2 s is too small: .* give at least "
+                                         r"--budget \d+s"):
+        plans.choose_fidelity(opts, space_of, lambda size: cost_of(), 0.2)
+
+
+def new_study(tmp_path):
+    url = f"sqlite:///{tmp_path}/b.db"
+    return optuna.create_study(study_name="b", storage=stores.open_storage(url),
+                               direction="maximize"), url
+
+
+def add_span(study, start: datetime.datetime, seconds: float):
+    """A finished trial that ran from START for SECONDS (earlier runs', other workers')."""
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=0, state=TrialState.COMPLETE, value=0.5, values=None, datetime_start=start,
+        datetime_complete=start + datetime.timedelta(seconds=seconds), params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)}, user_attrs={}, system_attrs={},
+        intermediate_values={}, trial_id=0))
+
+
+def test_the_budget_spent_is_the_union_of_trial_spans(tmp_path):
+    study, url = new_study(tmp_path)
+    t0 = datetime.datetime(2026, 1, 1, 12)
+    add_span(study, t0, 100)  # worker A
+    add_span(study, t0 + datetime.timedelta(seconds=50), 100)  # worker B, overlapping 50 s
+    add_span(study, t0 + datetime.timedelta(seconds=1000), 30)  # a later, resumed run
+    study = optuna.load_study(study_name="b", storage=url)  # read back, not from a cache
+    assert spent_seconds(study) == pytest.approx(180)
+    # A resumed study spends only what is left: 600 - 180 from this run's start.
+    assert deadline(600.0, study, 1000.0) == pytest.approx(1420.0)
+    assert deadline(100.0, study, 1000.0) == 1000.0  # spent: none left
+    assert deadline(None, study, 1000.0) is None
+
+
+class Stub:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, trial):
+        self.calls += 1
+        return trial.suggest_float("x", 0, 1)
+
+
+def test_no_trial_starts_when_the_quickest_cannot_end_in_time(tmp_path):
+    study, url = new_study(tmp_path)
+    stub = Stub()
+    claim = stores.TrialClaim(url, "b")
+    now = time.monotonic()
+    limits = Limits(None, None, None, deadline=now + 5, quickest=10.0)
+    run_trials(study, stub, limits, 1, claim, lambda s, t: None, lambda: False)
+    assert stub.calls == 0
+    limits = Limits(3, None, None, deadline=now + 60, quickest=1.0)
+    run_trials(study, stub, limits, 1, claim, lambda s, t: None, lambda: False)
+    assert stub.calls == 3
+
+
+def objective_with(space, splits, deadline, predict, monkeypatch, epoch_seconds):
+    """An Objective whose train() reports epochs of EPOCH_SECONDS (faked) through on_epoch."""
+    from hpsearch import objective as objectives
+
+    def train(cfg, splits, device, on_epoch=None, **kw):
+        result = RunResult(cfg)
+        for e in range(1, cfg.epochs + 1):
+            record = EpochRecord(e, 1.0, 0.5, 1.0, 0.5 + 0.01 * e, epoch_seconds, 100.0, 100)
+            result.epochs.append(record)
+            stop = on_epoch(record)
+            if stop:
+                result.status, result.reason = "stopped", stop
+                break
+        result.final_val_acc = result.epochs[-1].val_acc
+        return result
+
+    monkeypatch.setattr(objectives, "train", train)
+    return Objective(space, splits, CPU, predict=predict, deadline=deadline)
+
+
+def test_a_trial_predicted_past_the_budget_is_skipped_and_one_about_to_overrun_stopped(
+        small_splits, monkeypatch):
+    opts, space = lenet_space(argv=["--max-epochs", "5"])
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 5})
+    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 5})
+    skip = objective_with(space, small_splits, time.monotonic() + 10, lambda cfg: 50.0,
+                          monkeypatch, 1.0)
+    study.optimize(skip, n_trials=1)
+    skipped = study.trials[0]
+    assert skipped.state == TrialState.PRUNED and skipped.user_attrs["status"] == "skipped"
+    assert skipped.user_attrs["reason"].startswith("budget: predicted 50 s")
+    assert "epochs_run" not in skipped.user_attrs  # it never trained
+    # Predicted to fit, but its epochs take 100 s each and 50 s are left: stopped after one.
+    overrun = objective_with(space, small_splits, time.monotonic() + 50, lambda cfg: 1.0,
+                             monkeypatch, 100.0)
+    study.optimize(overrun, n_trials=1)
+    stopped = study.trials[1]
+    assert stopped.state == TrialState.PRUNED
+    assert stopped.user_attrs["reason"].startswith("budget: stopped after epoch 1")
+    assert stopped.user_attrs["predicted_s"] == 1.0
+
+
+def test_the_labs_baseline_fits_into_each_network_space():
+    for network in ("lenet", "net28", "resnet", "alexnet", "vgg", "alexnet_small"):
+        space = spaces.cap_epochs(spaces.load(ROOT / "studies" / f"{network}.toml"), 4)
+        params, moved = baseline_params(space)
+        config = TrainConfig(model=network, **{p.field: params[p.name] for p in space.params
+                                                if p.name in params})
+        assert config.optimizer == "sgd" and config.epochs == 4
+        assert "epochs 10 -> 4" in moved
+
+
+def test_dry_run_prints_the_plan_and_leaves_the_storage_untouched(tmp_path):
+    db = tmp_path / "dry.db"
+    p = run_cli("hpsearch.study", "lenet", "--budget", "2m", "--dry-run", "--storage",
+                f"sqlite:///{db}", "--val-size", "1000")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("plan: trials on ")
+    assert "budget 2m00s" in p.stdout and "dry run: nothing stored" in p.stdout
+    assert not db.exists() and not (tmp_path / "dry-artifacts").exists()
+
+
+@pytest.mark.parametrize("text", ["0s", "-5m", "30", "ten minutes", "5x", "1h-2m", "0.0h"])
+def test_every_bad_budget_exits_2_with_one_line(text):
+    p = run_cli("hpsearch.study", "lenet", f"--budget={text}", "--dry-run")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--budget" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_a_budget_too_small_for_one_trial_names_the_smallest(tmp_path):
+    p = run_cli("hpsearch.study", "resnet", "--budget", "2s", "--dry-run")
+    assert p.returncode == 2
+    assert "is too small: the quickest trial at the lowest fidelity takes" in p.stderr
+    assert "give at least --budget" in p.stderr and "Traceback" not in p.stderr
