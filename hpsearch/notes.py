@@ -35,6 +35,8 @@ def describe(study: optuna.Study, space: spaces.Space) -> str:
     else:
         lines.append("Searched:")
         lines += [describe_param(p) for p in space.params]
+        lines += ["", "Trial 0 is the lab's baseline for this network (user attr `baseline`), "
+                      "so the study shows how far it got beyond the lab."]
     if space.fixed:
         lines += ["", "Fixed: " + ", ".join(f"{k} {v}" for k, v in space.fixed.items())]
     shown = {k: v for k, v in setup.items() if v is not None and k not in ("network", "space")}

@@ -257,8 +257,25 @@ def summary(study: optuna.Study, imp: dict[str, float] | None, gap: str | None,
              f"Fashion-MNIST{goal}."]
     lines += [count_line(study)] + best_lines(study)
     lines += importance_lines(imp, gap, caveats, len(completed(study)))
+    lines += prediction_lines(study)
     lines += [f"Skipped plot {p.name}: {p.skipped}." for p in plots if p.skipped]
     return lines
+
+
+def prediction_lines(study: optuna.Study) -> list[str]:
+    """How well the cost model predicted the seconds of the trials that ran to their end."""
+    pairs = [(t.user_attrs["predicted_s"], t.duration.total_seconds())
+             for t in completed(study)
+             if "predicted_s" in t.user_attrs and t.user_attrs.get("status") == "completed"
+             and t.duration]
+    if not pairs:
+        return []
+    errors = sorted(abs(p - m) / m for p, m in pairs if m > 0)
+    median = errors[len(errors) // 2] if len(errors) % 2 else \
+        (errors[len(errors) // 2 - 1] + errors[len(errors) // 2]) / 2
+    return [f"Predicted against measured seconds of the {len(pairs)} trials that ran to their "
+            f"end: median error {median:.0%}, worst {errors[-1]:.0%} (table column "
+            f"'predicted (s)')."]
 
 
 def build(study: optuna.Study) -> Report:

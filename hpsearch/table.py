@@ -114,7 +114,8 @@ def row(t: FrozenTrial) -> dict:
         "total loss": attrs.get("total_loss"), "total accuracy": attrs.get("total_acc"),
         "val accuracy": attrs.get("final_val_acc"), "run time (s)": run_time(t),
         "predicted (s)": attrs.get("predicted_s"),
-        "state": state(t), "note": attrs.get("reason") or None,
+        "state": state(t),
+        "note": "; ".join(n for n in (attrs.get("baseline"), attrs.get("reason")) if n) or None,
     }
 
 

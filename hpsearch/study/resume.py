@@ -144,11 +144,11 @@ def enqueue_lab_rows(study: optuna.Study, space: spaces.Space, claim: stores.Tri
 def trials_for_run(opts: StudyOptions, study: optuna.Study, space: spaces.Space,
                    claim: stores.TrialClaim) -> int | None:
     """This run's trial count: --trials; for a lab study the rows left (queued here); else
-    DEFAULT_TRIALS, unless a --total-trials bounds the run (None: no count)."""
+    DEFAULT_TRIALS, unless a --total-trials or a --budget bounds the run (None: no count)."""
     if space.is_lab:
         pending = enqueue_lab_rows(study, space, claim)
         return opts.trials if opts.trials is not None else pending
-    if opts.trials is None and opts.total_trials is None:
+    if opts.trials is None and opts.total_trials is None and opts.budget is None:
         return DEFAULT_TRIALS
     return opts.trials
 

@@ -46,7 +46,7 @@ def planned_trials(opts: StudyOptions, space: spaces.Space) -> int | None:
         return len(space.lab_rows)
     if opts.total_trials is not None:
         return opts.total_trials
-    return None if opts.budget or opts.timeout else DEFAULT_TRIALS
+    return None if opts.budget else DEFAULT_TRIALS
 
 
 def dry_run(opts: StudyOptions, space: spaces.Space) -> int:
