@@ -21,9 +21,11 @@ import torch
 import torchvision
 from optuna.trial import FrozenTrial
 
-from hpsearch import data, options, storage as stores
+from hpsearch import confirm, data, options, storage as stores
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
+
+CONFIRMATION = confirm.ATTR
 from hpsearch.study.output import quiet_optuna
 from hpsearch.config import DEFAULT_VAL_SIZE, TrainConfig, train_command
 from hpsearch.train import evaluate, eval_batch_size, pick_device, train
@@ -69,7 +71,21 @@ def test_accuracy(cfg: TrainConfig, setup: dict, arrays: data.FashionMNISTArrays
     }
 
 
-def build_export(study: optuna.Study, test: dict | None) -> dict:
+def chosen_trial(study: optuna.Study, best: list[FrozenTrial]) -> FrozenTrial:
+    """The confirmed winner where the study is confirmed (hpsearch.confirm), else the most
+    accurate best trial."""
+    top = max(best, key=lambda t: t.values[0])
+    block = study.user_attrs.get(CONFIRMATION)
+    if block and block["winner"]["trial"] is not None:
+        winner = study.trials[block["winner"]["trial"]]
+        if winner.number != top.number:
+            print(f"exporting the confirmed winner, trial {winner.number} (best mean over "
+                  f"{len(block['seeds'])} seeds), not the search's best, trial {top.number}")
+        return winner
+    return top
+
+
+def build_export(study: optuna.Study, test: dict | None, chosen: FrozenTrial) -> dict:
     setup = study.user_attrs.get("setup", {})
     two = len(study.directions) > 1
     best = study.best_trials
@@ -83,11 +99,12 @@ def build_export(study: optuna.Study, test: dict | None) -> dict:
     if two:
         doc["pareto_front"] = [trial_entry(t, setup) for t in best]
     else:
-        entry = trial_entry(best[0], setup)
-        doc.update(best_value=best[0].value, best_trial=entry["number"], params=entry["params"],
+        entry = trial_entry(chosen, setup)
+        doc.update(best_value=chosen.value, best_trial=entry["number"], params=entry["params"],
                    config=entry["config"], user_attrs=entry["user_attrs"],
                    command=entry["command"])
     doc["test"] = test
+    doc["confirmation"] = study.user_attrs.get(CONFIRMATION)
     doc["versions"] = {"torch": torch.__version__, "torchvision": torchvision.__version__,
                        "optuna": optuna.__version__}
     return doc
@@ -122,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     setup = study.user_attrs.get("setup", {})
     options.check_split(setup.get("val_size", DEFAULT_VAL_SIZE), args.train_subset)
     test = None
+    top = chosen_trial(study, best)
     if not args.no_test:
-        top = max(best, key=lambda t: t.values[0])  # the most accurate (Pareto) trial
         cfg = TrainConfig(**top.user_attrs["config"])
         device = pick_device(args.device)
         arrays = data.load(args.data_dir or data.env_data_dir())
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         log = None if args.quiet else (lambda line: print("    " + line, flush=True))
         test = {"trial": top.number,
                 **test_accuracy(cfg, setup, arrays, device, args.train_subset, log)}
-    doc = build_export(study, test)
+    doc = build_export(study, test, top)
     out = args.out or Path(f"best-{args.study}.json")
     out.write_text(json.dumps(doc, indent=2, default=str))
     value = doc.get("best_value")

@@ -53,3 +53,10 @@ def add_study_note(study: optuna.Study, space: spaces.Space) -> None:
     what a user wrote in the dashboard is not overwritten by the next run."""
     if not optuna_dashboard.get_note(study):
         optuna_dashboard.save_note(study, describe(study, space))
+
+
+def add_confirmation(study: optuna.Study, sentence: str) -> None:
+    """Append the confirmation's sentence to STUDY's note (once; the rest of the note stays)."""
+    note = optuna_dashboard.get_note(study) or ""
+    if sentence not in note:
+        optuna_dashboard.save_note(study, f"{note}\n\n**Confirmed over fresh seeds:** {sentence}")

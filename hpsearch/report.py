@@ -26,7 +26,7 @@ import optuna.visualization as plotly_plots
 import optuna.visualization.matplotlib as matplotlib_plots
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import options, storage as stores, table as tables
+from hpsearch import options, report_confirmation, storage as stores, table as tables
 from hpsearch.cli import run_main
 from hpsearch.study.output import quiet_optuna
 from hpsearch.config import DEFAULT_VAL_SIZE, TrainConfig, train_command
@@ -258,6 +258,8 @@ def summary(study: optuna.Study, imp: dict[str, float] | None, gap: str | None,
     lines += [count_line(study)] + best_lines(study)
     lines += importance_lines(imp, gap, caveats, len(completed(study)))
     lines += prediction_lines(study)
+    if "confirmation" in study.user_attrs:
+        lines.append(study.user_attrs["confirmation"]["sentence"])
     lines += [f"Skipped plot {p.name}: {p.skipped}." for p in plots if p.skipped]
     return lines
 
@@ -311,8 +313,9 @@ def plot_html(plot: Plot, div: str | None) -> str:
             f'<a href="{plot.name}.png">PNG</a></p></section>')
 
 
-def index_html(study: optuna.Study, report: Report, divs: dict[str, str]) -> str:
-    script = f'<script src="{PLOTLY_JS}"></script>' if divs else ""
+def index_html(study: optuna.Study, report: Report, divs: dict[str, str],
+               confirmed: str = "") -> str:
+    script = f'<script src="{PLOTLY_JS}"></script>' if divs or confirmed else ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in report.summary)
     plots = "".join(plot_html(p, divs.get(p.name)) for p in report.plots)
     name = html.escape(study.study_name)
@@ -326,7 +329,7 @@ def index_html(study: optuna.Study, report: Report, divs: dict[str, str]) -> str
 <p>Lab-style table; also as <a href="table.md">Markdown</a> and <a href="table.csv">CSV</a>.
 Rows in bold were pruned, diverged, failed or stuck at chance accuracy: they are no finding.</p>
 {table_html(report.table)}</section>
-<h2>Plots</h2>{plots}
+{confirmed}<h2>Plots</h2>{plots}
 </body></html>
 """
 
@@ -347,7 +350,8 @@ def write(study: optuna.Study, out: Path) -> Report:
     (out / "table.csv").write_text(report.table.csv())
     (out / "summary.md").write_text(
         f"# Study {study.study_name}\n\n" + "".join(f"- {line}\n" for line in report.summary))
-    (out / "index.html").write_text(index_html(study, report, divs))
+    confirmed = report_confirmation.write(study.user_attrs.get("confirmation"), out)
+    (out / "index.html").write_text(index_html(study, report, divs, confirmed))
     return report
 
 

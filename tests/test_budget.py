@@ -244,3 +244,30 @@ def test_a_budget_too_small_for_one_trial_names_the_smallest(tmp_path):
     assert p.returncode == 2
     assert "is too small: the quickest trial at the lowest fidelity takes" in p.stderr
     assert "give at least --budget" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_budgeted_study_resumed_keeps_its_fidelity_and_spends_only_the_rest(tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    small = ["--storage", url, "--val-size", "500", "--train-subset", "1000", "--quiet"]
+    first = run_cli("hpsearch.study", "lenet", "--budget", "25s", *small)
+    assert first.returncode == 0, first.stderr
+    study = optuna.load_study(study_name="lenet", storage=url)
+    spent = spent_seconds(study)
+    chosen = study.user_attrs["setup"]
+    assert study.trials[0].user_attrs["baseline"].startswith("the lab's baseline")
+    assert all("predicted_s" in t.user_attrs for t in study.trials)
+    again = run_cli("hpsearch.study", "lenet", "--budget", "25s", *small)
+    assert again.returncode == 0, again.stderr
+    left = float(again.stdout.split("budget 25 s, ")[1].split(" s of it left")[0])
+    assert left <= 25 - spent + 0.5  # what the first run's trials spent is gone
+    assert optuna.load_study(study_name="lenet", storage=url).user_attrs["setup"] == chosen
+
+
+def test_study_confirm_runs_after_the_search(tmp_path):
+    url = f"sqlite:///{tmp_path}/c.db"
+    p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--confirm", "--storage", url,
+                "--train-subset", "500", "--val-size", "500", "--max-epochs", "1", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "confirming 3 configurations and the lab's baseline over 3 seeds" in p.stdout
+    block = optuna.load_study(study_name="lenet", storage=url).user_attrs["confirmation"]
+    assert len(block["seeds"]) == 3 and block["test_accuracy"]["winner"]["n"] == 3

@@ -126,12 +126,14 @@ def spent_seconds(study: optuna.Study) -> float:
     return total
 
 
-def deadline(budget: float | None, study: optuna.Study, started: float) -> float | None:
+def deadline(budget: float | None, study: optuna.Study, started: float,
+             reserve: float = 0.0) -> float | None:
     """The time.monotonic() at which this run's share of BUDGET ends: what the study's trials
-    have not spent, counted from STARTED (this run's start, so its set-up counts too)."""
+    have not spent, less RESERVE (kept for --confirm), counted from STARTED (this run's start,
+    so its set-up counts too)."""
     if budget is None:
         return None
-    return started + max(budget - spent_seconds(study), 0.0)
+    return started + max(budget - reserve - spent_seconds(study), 0.0)
 
 
 def predictor(prepared: Prepared):
@@ -155,6 +157,10 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
                      f"at this fidelity")
     else:
         lines += plans.hour_options(prepared.plan, prepared.space.network)
+    if opts.confirm:
+        lines.append(f"  then --confirm: {plans.CONFIRM_RUNS} runs, "
+                     f"~{plans.fmt_seconds(plans.confirm_seconds(opts, prepared.plan))}"
+                     + (", kept out of the search's budget" if opts.budget else ""))
     return "\n".join(lines)
 
 

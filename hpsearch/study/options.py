@@ -30,6 +30,7 @@ class StudyOptions:
     timeout: float | None = None  # seconds after which no trial starts
     budget: float | None = None  # wall-clock seconds for the whole study, every worker together
     dry_run: bool = False  # print the plan, touch no storage, run nothing
+    confirm: bool = False  # after the search, confirm its winner over fresh seeds
     space: Path | None = None  # --space FILE; None: studies/NAME.toml
     sampler: str = "tpe"
     pruner: str | None = None  # None: the space's default (search.default_pruner)
@@ -114,6 +115,10 @@ def _add_extent(p: argparse.ArgumentParser) -> None:
                         "its fidelity (training images, input size, epoch cap) so that about "
                         "20 trials fit, never starts a trial predicted to end past it and stops "
                         "one that would overrun; a resumed study spends what is left")
+    p.add_argument("--confirm", action="store_true",
+                   help="after the search, re-train its 3 best configurations and the lab's "
+                        "baseline over 3 fresh seeds (python -m hpsearch.confirm); with "
+                        "--budget, the search leaves the predicted time for it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the study's plan (fidelity, seconds per trial and in all) and "
                         "exit, touching no storage")

@@ -181,6 +181,15 @@ def candidates(opts: StudyOptions, network: str) -> list[StudyOptions]:
             if size is None or size >= models.min_size(network)]
 
 
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 3  # what --confirm runs (hpsearch.confirm's defaults)
+CONFIRM_RUNS = (CONFIRM_TOP + 2) * CONFIRM_SEEDS  # the top, the baseline, the winner's test runs
+
+
+def confirm_seconds(opts: StudyOptions, plan: Plan) -> float:
+    """What --confirm will take after the search: its runs at the median trial's length."""
+    return CONFIRM_RUNS * plan.per_trial[1] if opts.confirm else 0.0
+
+
 def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> StudyOptions:
     """OPTS at the most expensive candidate fidelity where TARGET_TRIALS (or --trials) median
     trials, after the pruner's saving, fit into BUDGET seconds; the cheapest candidate when
@@ -192,7 +201,8 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
         space = space_of(cand)
         fid = fidelity_of(space, cand)
         plan = make_plan(space, cost_at(fid.size), fid, want, opts.pruner or "median")
-        priced.append((plan.total(pruned=True), plan.per_trial[0], cand))
+        priced.append((plan.total(pruned=True) + confirm_seconds(opts, plan),
+                       plan.per_trial[0] + confirm_seconds(opts, plan), cand))
     priced.sort(key=lambda p: -p[0])
     for total, _, cand in priced:
         if total <= budget:

@@ -14,7 +14,7 @@ import torch
 from hpsearch import artifacts, data, space as spaces, storage as stores
 from hpsearch.cli import fmt_seconds
 from hpsearch.objective import Objective
-from hpsearch.study import budget as budgets, output, workers
+from hpsearch.study import budget as budgets, output, plan as plans, workers
 from hpsearch.study.loop import Limits, StopFlag, run_trials
 from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
 from hpsearch.study.output import FINISHED
@@ -97,7 +97,9 @@ def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
     claim = stores.TrialClaim(opts.storage, study.study_name)
     enqueue_baseline(study, space, claim)
     limits = Limits(trials_for_run(opts, study, space, claim), opts.total_trials, opts.timeout,
-                    budgets.deadline(opts.budget, study, started), prepared.plan.per_trial[0])
+                    budgets.deadline(opts.budget, study, started,
+                                     plans.confirm_seconds(opts, prepared.plan)),
+                    prepared.plan.per_trial[0])
     tag = f"[{opts.tag}] " if opts.tag else ""
     if not opts.tag:  # a worker's parent printed the plan
         print(budgets.plan_text(prepared, device, budgets.remaining(limits)), flush=True)
@@ -123,4 +125,20 @@ def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, li
         return 130
     if not opts.tag:
         print(f"\n{progress.elapsed()}; " + output.summary(study, opts.storage))
+    if opts.confirm and not opts.tag:  # a worker's parent confirms once all are done
+        confirm_winner(opts, study)
     return 0
+
+
+def confirm_winner(opts: StudyOptions, study: optuna.Study) -> None:
+    """--confirm: hpsearch.confirm's defaults on the study just searched."""
+    from hpsearch import confirm
+
+    top, seeds = plans.CONFIRM_TOP, plans.CONFIRM_SEEDS
+    print("\n" + confirm.cost_line(study, top, seeds, False), flush=True)
+    log = None if opts.quiet else (lambda line: print("    " + line, flush=True))
+    block = confirm.confirm(study, study._storage, top, seeds, False,
+                            confirm.trainer(study.user_attrs.get("setup", {}), False,
+                                            opts.device, opts.data_dir, log),
+                            lambda line: print(line, flush=True))
+    print("\n".join(confirm.report_lines(block)))

@@ -154,4 +154,9 @@ def wait_and_sum_up(opts: StudyOptions, storage, started: list, stop: StopFlag) 
     study = optuna.load_study(study_name=opts.study_name, storage=storage)
     print("\n" + output.summary(study, opts.storage))
     failed = [c for c in codes if c != 0]
+    if opts.confirm and not failed:
+        from hpsearch.study.run import confirm_winner
+
+        confirm_winner(dataclasses.replace(opts, device=(opts.devices or (opts.device,))[0]),
+                       study)
     return failed[0] if failed else 0
