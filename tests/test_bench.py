@@ -75,3 +75,17 @@ def test_unknown_network_is_refused(tmp_path):
                        env={**os.environ, "VENV": str(ROOT / ".venv")})
     assert p.returncode == 2
     assert "unknown network(s) resnet50" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_tiny_cost_check_compares_predicted_and_measured_seconds(tmp_path):
+    p, doc = run_bench(tmp_path, "--tiny", "--cost-check")
+    (study,) = doc["cost_check"]
+    assert {"network", "trials", "command", "trials_compared", "median_abs_error",
+            "worst_abs_error", "target_median", "target_worst", "target_met"} <= study.keys()
+    rows = study["trials_compared"]
+    assert len(rows) == 3  # unpruned: every trial ran to its end
+    for r in rows:
+        assert r["predicted_s"] > 0 and r["measured_s"] > 0
+        assert r["error"] == (r["predicted_s"] - r["measured_s"]) / r["measured_s"]
+    assert study["worst_abs_error"] == max(abs(r["error"]) for r in rows)
+    assert "| lenet 3 trials" in p.stdout
