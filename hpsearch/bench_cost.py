@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hpsearch.table import prediction_errors
+
 MEDIAN_TARGET = 0.15  # median absolute error, as a share of the measured seconds
 WORST_TARGET = 0.40
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -31,19 +33,6 @@ FULL = (CostStudy("lenet", 20, 10_000, 10_000, 5), CostStudy("net28", 10, 10_000
 TINY = (CostStudy("lenet", 3, 500, 500, 1),)
 
 
-def errors(trials) -> list[dict]:
-    """Predicted against measured seconds of each trial that trained to its end."""
-    rows = []
-    for t in trials:
-        if "predicted_s" not in t.user_attrs or t.user_attrs.get("status") != "completed":
-            continue
-        measured = t.duration.total_seconds()
-        predicted = t.user_attrs["predicted_s"]
-        rows.append({"trial": t.number, "predicted_s": predicted, "measured_s": measured,
-                     "error": (predicted - measured) / measured})
-    return rows
-
-
 def check(plan: CostStudy, device: str, say) -> dict:
     import optuna
 
@@ -58,7 +47,8 @@ def check(plan: CostStudy, device: str, say) -> dict:
         if proc.returncode != 0:
             raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        rows = errors(optuna.load_study(study_name=plan.network, storage=url).trials)
+        rows = prediction_errors(optuna.load_study(study_name=plan.network,
+                                                   storage=url).trials)
     size = [abs(r["error"]) for r in rows]
     median, worst = statistics.median(size), max(size)
     return {**asdict(plan), "command": shlex.join(cmd), "trials_compared": rows,

@@ -215,8 +215,6 @@ def confirm(study: optuna.Study, storage, top: int, seeds: int, full: bool, run_
 def trainer(setup: dict, full: bool, device_name: str, data_dir, log) -> RunOne:
     """The real RunOne: train on the study's split (the whole training split with FULL),
     evaluate on the test images only when asked. Data loads on the first run."""
-    import torch
-
     from hpsearch import data
     from hpsearch.config import CHANCE
     from hpsearch.train import eval_batch_size, evaluate, pick_device, train
@@ -230,15 +228,16 @@ def trainer(setup: dict, full: bool, device_name: str, data_dir, log) -> RunOne:
             loaded["splits"] = data.make_splits(
                 arrays, device, val_size=setup.get("val_size", DEFAULT_VAL_SIZE),
                 seed=setup.get("seed", 0), train_subset=study_fidelity(setup, full)[0])
-            loaded["test"] = lambda: data.test_split(arrays, device)
+            loaded["arrays"] = arrays
         result = train(cfg, loaded["splits"], device, log=log)
         val = result.final_val_acc if math.isfinite(result.final_val_acc) else CHANCE
         if not with_test or result.model is None:
             return val, (CHANCE if with_test else None)
-        with torch.no_grad():
-            _, test = evaluate(result.model, loaded["test"](), cfg.size,
-                               eval_batch_size(cfg.batch_size, cfg.size, device), device,
-                               cfg.precision)
+        if "test" not in loaded:  # built once, and only once a test run is asked for
+            loaded["test"] = data.test_split(loaded["arrays"], device)
+        _, test = evaluate(result.model, loaded["test"], cfg.size,
+                           eval_batch_size(cfg.batch_size, cfg.size, device), device,
+                           cfg.precision)
         return val, test
 
     return run_one

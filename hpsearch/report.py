@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import statistics
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -266,18 +267,12 @@ def summary(study: optuna.Study, imp: dict[str, float] | None, gap: str | None,
 
 def prediction_lines(study: optuna.Study) -> list[str]:
     """How well the cost model predicted the seconds of the trials that ran to their end."""
-    pairs = [(t.user_attrs["predicted_s"], t.duration.total_seconds())
-             for t in completed(study)
-             if "predicted_s" in t.user_attrs and t.user_attrs.get("status") == "completed"
-             and t.duration]
-    if not pairs:
+    errors = [abs(r["error"]) for r in tables.prediction_errors(completed(study))]
+    if not errors:
         return []
-    errors = sorted(abs(p - m) / m for p, m in pairs if m > 0)
-    median = errors[len(errors) // 2] if len(errors) % 2 else \
-        (errors[len(errors) // 2 - 1] + errors[len(errors) // 2]) / 2
-    return [f"Predicted against measured seconds of the {len(pairs)} trials that ran to their "
-            f"end: median error {median:.0%}, worst {errors[-1]:.0%} (table column "
-            f"'predicted (s)')."]
+    return [f"Predicted against measured seconds of the {len(errors)} trials that ran to their "
+            f"end: median error {statistics.median(errors):.0%}, worst {max(errors):.0%} "
+            f"(table column 'predicted (s)')."]
 
 
 def build(study: optuna.Study) -> Report:

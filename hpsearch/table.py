@@ -158,3 +158,18 @@ def build(trials: list[FrozenTrial]) -> Table:
     chosen = lab_trials(trials) if lab else sorted(trials, key=lambda t: t.number)
     rows = [row(t) for t in chosen]
     return Table(columns(rows, lab), rows, [bool(flags(t)) for t in chosen])
+
+
+def prediction_errors(trials: list[FrozenTrial]) -> list[dict]:
+    """Predicted (the cost model's `predicted_s`) against measured seconds (the trial's span)
+    of each trial that trained to its end; error = (predicted - measured) / measured."""
+    rows = []
+    for t in trials:
+        if ("predicted_s" not in t.user_attrs or t.user_attrs.get("status") != "completed"
+                or not t.duration or t.duration.total_seconds() <= 0):
+            continue
+        measured = t.duration.total_seconds()
+        predicted = t.user_attrs["predicted_s"]
+        rows.append({"trial": t.number, "predicted_s": predicted, "measured_s": measured,
+                     "error": (predicted - measured) / measured})
+    return rows

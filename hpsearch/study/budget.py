@@ -16,6 +16,7 @@ from hpsearch import cost as costs, models, space as spaces
 from hpsearch.study import plan as plans
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.resume import load_space, with_precision
+from hpsearch.study.search import default_pruner
 
 COST_ATTR = "cost_models"  # study user attr: key -> StepCost json, reused by workers and resumes
 
@@ -68,15 +69,16 @@ def between(low: costs.StepCost, high: costs.StepCost, size: int) -> costs.StepC
                                eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image))
 
 
-def stored_setup(opts: StudyOptions, storage) -> dict | None:
+def existing_study(opts: StudyOptions, storage) -> optuna.Study | None:
     if storage is None or opts.study_name not in optuna.get_all_study_names(storage):
         return None
-    return optuna.load_study(study_name=opts.study_name, storage=storage).user_attrs.get("setup")
+    return optuna.load_study(study_name=opts.study_name, storage=storage)
 
 
-def fit_budget(opts: StudyOptions, precision: str, device: torch.device, storage) -> StudyOptions:
-    """OPTS with the fidelity its budget picks; a study that exists keeps its own."""
-    stored = stored_setup(opts, storage)
+def fit_budget(opts: StudyOptions, precision: str, device: torch.device,
+               stored: dict | None) -> StudyOptions:
+    """OPTS with the fidelity its budget picks; a study that exists (its STORED setup) keeps
+    its own."""
     if stored is not None:
         return dataclasses.replace(opts, train_subset=stored["train_subset"],
                                    max_epochs=stored["max_epochs"], resize=stored["resize"])
@@ -96,16 +98,15 @@ def fit_budget(opts: StudyOptions, precision: str, device: torch.device, storage
 def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, precision: str,
             storage, trials: int | None) -> Prepared:
     """Resolve precision and budget, measure (or read) the cost model, and plan TRIALS."""
+    study = existing_study(opts, storage)
     if opts.budget is not None:
-        opts = fit_budget(opts, precision, device, storage)
+        stored = study.user_attrs.get("setup") if study is not None else None
+        opts = fit_budget(opts, precision, device, stored)
         space = load_space(opts)
     space = with_precision(space, precision)
-    study = None
-    if storage is not None and opts.study_name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=opts.study_name, storage=storage)
     cost = cost_model(space, device, study)
     fid = plans.fidelity_of(space, opts)
-    pruner = opts.pruner or ("none" if space.is_lab else "median")
+    pruner = opts.pruner or default_pruner(space)
     return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials, pruner))
 
 

@@ -24,6 +24,7 @@ from hpsearch.config import TRAIN_IMAGES, TrainConfig
 from hpsearch.cli import HOUR, fmt_seconds
 from hpsearch.errors import UsageError
 from hpsearch.study.options import StudyOptions
+from hpsearch.study.search import default_pruner
 
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
 SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
@@ -200,7 +201,8 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
     for cand in candidates(opts, space_of(opts).network):
         space = space_of(cand)
         fid = fidelity_of(space, cand)
-        plan = make_plan(space, cost_at(fid.size), fid, want, opts.pruner or "median")
+        plan = make_plan(space, cost_at(fid.size), fid, want,
+                         opts.pruner or default_pruner(space))
         priced.append((plan.total(pruned=True) + confirm_seconds(opts, plan),
                        plan.per_trial[0] + confirm_seconds(opts, plan), cand))
     priced.sort(key=lambda p: -p[0])
