@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hpsearch import bench_cost, data, lab, models
+from hpsearch import bench_cost, bench_ray, data, lab, models
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
 from hpsearch.config import TrainConfig
@@ -447,6 +447,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="instead of timing: the cost model's predicted trial seconds against "
                         "the measured ones, over a 20-trial lenet and a 10-trial net28 study "
                         "(about 6 minutes)")
+    p.add_argument("--ray-check", action="store_true",
+                   help="instead of timing: a 12-trial lenet study by two worker processes "
+                        "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
+                        "ray extra (about 4 minutes)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)
 
@@ -481,7 +485,10 @@ def main(argv: list[str] | None = None) -> int:
            "command": shlex.join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)]),
            "mode": "tiny" if args.tiny else "full", "device": str(device),
            "machine": machine()}
-    if args.cost_check:
+    if args.ray_check:
+        doc["ray_check"] = bench_ray.check(bench_ray.TINY if args.tiny else bench_ray.FULL, say)
+        report = bench_ray.table(doc["ray_check"])
+    elif args.cost_check:
         doc["cost_check"] = [bench_cost.check(plan, str(device), say)
                              for plan in (bench_cost.TINY if args.tiny else bench_cost.FULL)]
         report = bench_cost.table(doc["cost_check"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import optuna
 import torch
@@ -15,6 +15,9 @@ from hpsearch import artifacts, data, space as spaces
 from hpsearch.config import CHANCE, TrainConfig
 from hpsearch.errors import TrialEnded
 from hpsearch.train import RunResult, train
+
+if TYPE_CHECKING:
+    from hpsearch.study.bars import LiveBars
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_seconds",
@@ -60,15 +63,23 @@ class Objective:
     # config -> predicted seconds (hpsearch/cost.py), stored beside the measured ones.
     predict: Callable[[TrainConfig], float] | None = None
     deadline: float | None = None  # time.monotonic() at which the study's budget ends
+    # Live progress bars on a terminal (study/bars.py): told of each trial and epoch.
+    bars: LiveBars | None = None
+    node: str | None = None  # the Ray node a task runs on, stored on each trial
+
 
     def __call__(self, trial: optuna.Trial):
         cfg = TrainConfig(model=self.space.network, seed=self.seed,
                           **spaces.suggest(trial, self.space))
         trial.set_user_attr("config", asdict(cfg))
+        if self.node is not None:
+            trial.set_user_attr("node", self.node)
         if self.predict is not None:
             predicted = self.predict(cfg)
             trial.set_user_attr("predicted_s", predicted)
             self._skip_if_too_long(trial, predicted)
+        if self.bars is not None:
+            self.bars.started(trial.number, cfg)
         result = train(cfg, self.splits, self.device, on_epoch=self._on_epoch(trial, cfg),
                        log=self.log, should_stop=self.should_stop)
         store_result(trial, result)
@@ -98,6 +109,8 @@ class Objective:
 
     def _on_epoch(self, trial: optuna.Trial, cfg: TrainConfig):
         def on_epoch(record) -> str | None:
+            if self.bars is not None:
+                self.bars.epoch(record.val_acc)
             if not self.two_objectives:
                 trial.report(record.val_acc, record.epoch)
             # After the last epoch there is nothing left to save: the trial completes, and its

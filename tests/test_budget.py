@@ -1,6 +1,7 @@
 """The cost model, the plan, --dry-run and --budget: predictions against a fake clock, the
 budget's loop with stub objectives, and the command line."""
 
+import dataclasses
 import datetime
 import time
 
@@ -16,7 +17,8 @@ from hpsearch.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.objective import Objective
 from hpsearch.study import plan as plans
-from hpsearch.study.budget import deadline, spent_seconds
+from hpsearch.study import budget as budgets
+from hpsearch.study.budget import calibration, deadline, spent_seconds
 from hpsearch.study.loop import Limits, run_trials
 from hpsearch.study.options import parse
 from hpsearch.study.resume import baseline_params, load_space, with_precision
@@ -95,7 +97,7 @@ def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     assert plans.hour_options(plan, "lenet") == []
 
 
-def test_a_budget_picks_the_most_expensive_fidelity_that_holds_twenty_trials():
+def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     opts, _ = lenet_space()
 
     def space_of(o):
@@ -106,15 +108,41 @@ def test_a_budget_picks_the_most_expensive_fidelity_that_holds_twenty_trials():
         return plans.make_plan(space, cost_of(), plans.fidelity_of(space, o), 20,
                                "median").total(pruned=True)
 
+    def work(o):
+        return plans.training_work("lenet", plans.fidelity_of(space_of(o), o))
+
     budget = 600.0
     chosen = plans.choose_fidelity(parse(["lenet", "--budget", "10m"]), space_of,
                                    lambda size: cost_of(), budget)
-    assert total(chosen) <= budget
-    dearer = [c for c in plans.candidates(opts, "lenet") if total(c) > total(chosen)]
-    assert dearer and all(total(c) > budget for c in dearer)
+    assert total(chosen) <= budget and chosen.max_epochs != 1
+    more = [c for c in plans.candidates(opts, "lenet")
+            if work(c) > work(chosen) and c.max_epochs != 1]
+    assert more and all(total(c) > budget for c in more)
     with pytest.raises(UsageError, match=r"--budget 0.2 s is too small: .* give at least "
                                          r"--budget \d+s"):
         plans.choose_fidelity(opts, space_of, lambda size: cost_of(), 0.2)
+
+
+def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
+    opts, space = lenet_space()
+    one = dataclasses.replace(opts, max_epochs=1)
+    capped = with_precision(load_space(one), "float32")
+    plan = plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20, "median")
+    assert plan.fidelity.epochs == (1, 1) and plan.pruned_share == 1.0
+
+    def space_of(o):
+        return with_precision(load_space(o), "float32")
+
+    # Unpruned, a budget that just holds one epoch on all the data, which is more training
+    # work than any longer cap that fits: a longer cap on less data is still chosen.
+    budget = 1.01 * plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20,
+                                    "none").total(pruned=True)
+    chosen = plans.choose_fidelity(parse(["lenet", "--budget", "1h", "--pruner", "none"]),
+                                   space_of, lambda size: cost_of(), budget)
+    fid = plans.fidelity_of(space_of(chosen), chosen)
+    assert chosen.max_epochs != 1 and fid.epochs[1] > 1
+    assert (plans.training_work("lenet", fid)
+            < plans.training_work("lenet", plans.fidelity_of(capped, one)))
 
 
 def new_study(tmp_path):
@@ -144,6 +172,44 @@ def test_the_budget_spent_is_the_union_of_trial_spans(tmp_path):
     assert deadline(600.0, study, 1000.0) == pytest.approx(1420.0)
     assert deadline(100.0, study, 1000.0) == 1000.0  # spent: none left
     assert deadline(None, study, 1000.0) is None
+
+
+def add_trained(study, epochs: int, seconds: float, status: str = "completed"):
+    """A finished trial of EPOCHS epochs that took SECONDS, as the objective stores it."""
+    start = datetime.datetime(2026, 1, 1, 12)
+    config = dataclasses.asdict(TrainConfig(model="lenet", epochs=epochs, batch_size=128))
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=0, state=TrialState.COMPLETE, value=0.5, values=None, datetime_start=start,
+        datetime_complete=start + datetime.timedelta(seconds=seconds), params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)},
+        user_attrs={"config": config, "status": status}, system_attrs={},
+        intermediate_values={}, trial_id=0))
+
+
+def test_predictions_are_calibrated_by_the_studys_own_trials(tmp_path):
+    study, _ = new_study(tmp_path)
+
+    def model(cfg):  # a cost model that says 10 s an epoch
+        return 10.0 * cfg.epochs
+
+    assert calibration(study, model) == 1.0
+    add_trained(study, 3, 45.0)  # 1.5x the model
+    assert calibration(study, model) == 1.0  # one trial is not yet a lesson
+    add_trained(study, 5, 75.0)  # 1.5x
+    add_trained(study, 2, 2.0, status="diverged")  # ended early: not counted
+    add_trained(study, 4, 40.0)  # 1.0x
+    assert calibration(study, model) == pytest.approx(1.5)
+    for _ in range(4):
+        add_trained(study, 1, 100.0)  # 10x: clamped
+    assert calibration(study, model) == budgets.CALIBRATION_RANGE[1]
+    opts, space = lenet_space(argv=["--train-subset", "1000", "--val-size", "1000"])
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 5, "median")
+    prepared = budgets.Prepared(opts, space, cost_of(), plan)
+    cfg = TrainConfig(model="lenet", epochs=3, batch_size=128)
+    uncalibrated = budgets.predictor(prepared)
+    factor = calibration(study, uncalibrated)
+    assert factor != 1.0
+    assert budgets.predictor(prepared, study)(cfg) == pytest.approx(uncalibrated(cfg) * factor)
 
 
 class Stub:

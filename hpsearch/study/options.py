@@ -16,7 +16,7 @@ from hpsearch import options, storage as stores
 from hpsearch.cli import duration, positive
 
 SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
-PRUNERS = ("median", "hyperband", "successive-halving", "none")
+PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 DEFAULT_TRIALS = 10  # trials of one invocation when neither --trials nor --total-trials is given
 
 
@@ -41,6 +41,8 @@ class StudyOptions:
     devices: tuple[str, ...] = ()  # one worker process per entry (times jobs)
     jobs: int = 1
     threads: int | None = None
+    ray: str | None = None  # a Ray cluster's address (auto, HOST:PORT, ray://HOST:PORT, local)
+    max_concurrent: int | None = None  # Ray workers at once (None: what the cluster holds)
     train_subset: int | None = None
     val_size: int = options.DEFAULT_VAL_SIZE
     resize: int | None = None
@@ -53,7 +55,7 @@ class StudyOptions:
 
     @property
     def starts_workers(self) -> bool:
-        return bool(self.devices) or self.jobs > 1
+        return bool(self.devices) or self.jobs > 1 or self.ray is not None
 
     def sampler_seed_or_seed(self) -> int:
         return self.seed if self.sampler_seed is None else self.sampler_seed
@@ -139,7 +141,8 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     p.add_argument("--pruner", choices=PRUNERS,
                    help="default: median; none for lab studies, whose rows are the lab's "
-                        "table and run to their last epoch")
+                        "table and run to their last epoch. epoch-median: the median rule "
+                        "against trials of the same epoch budget, never in a trial's last 30%%")
     p.add_argument("--two-objectives", action="store_true",
                    help="maximise val accuracy and minimise training seconds (a Pareto front; "
                         "no pruning)")
@@ -170,7 +173,15 @@ def _add_workers(p: argparse.ArgumentParser) -> None:
                    help="worker processes per device (trials at a time on each; default 1)")
     p.add_argument("--threads", type=positive(int, "--threads"), metavar="N",
                    help="torch CPU threads of this process (default: all cores for one "
-                        "process; cores / workers when --devices or --jobs start several)")
+                        "process; cores / workers when --devices or --jobs start several; "
+                        "1 per Ray worker on CPU nodes, which then hold one worker per core)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the workers as tasks on a Ray cluster: auto (the one `ray start` "
+                        "made here, or $RAY_ADDRESS), HOST:PORT, ray://HOST:10001, or local (a "
+                        "Ray instance started for this study on this machine); on GPUs --jobs "
+                        "K puts K workers on each GPU")
+    p.add_argument("--max-concurrent", type=positive(int, "--max-concurrent"), metavar="N",
+                   help="with --ray: at most N workers at once (default: what the cluster holds)")
 
 
 def parse(argv: list[str] | None) -> StudyOptions:
@@ -184,6 +195,13 @@ def parse(argv: list[str] | None) -> StudyOptions:
             p.error("--devices needs at least one device, e.g. cuda:0,cuda:1")
         if args.device != "auto":
             p.error("give --device or --devices, not both")
+    if args.ray is not None and devices:
+        p.error("give --ray or --devices, not both: on Ray, the cluster's resources place the "
+                "workers (--jobs K per GPU, --threads N cores per CPU worker)")
+    if args.ray is not None and not args.ray.strip():
+        p.error("--ray needs an address: auto, HOST:PORT, ray://HOST:10001 or local")
+    if args.max_concurrent is not None and args.ray is None:
+        p.error("--max-concurrent caps Ray workers; give it with --ray")
     if args.two_objectives and args.pruner not in (None, "none"):
         p.error(f"--pruner {args.pruner} cannot judge a two-objective study (Optuna prunes "
                 "one objective only); leave --pruner out or give none")

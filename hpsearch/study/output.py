@@ -38,8 +38,9 @@ class Progress:
     """Trial lines with the run's elapsed time and its predicted time left: from the budget
     when there is one, else from the trials still to run times the plan's mean trial."""
 
-    def __init__(self, tag: str, started: float, limits, plan):
+    def __init__(self, tag: str, started: float, limits, plan, workers: int = 1):
         self.tag, self.started, self.limits, self.plan = tag, started, limits, plan
+        self.workers = workers  # running side by side: the trials left take 1/workers as long
         self.reported = 0
 
     def elapsed(self) -> str:
@@ -47,7 +48,7 @@ class Progress:
 
     def left(self, study: optuna.Study) -> float | None:
         limits, estimates = self.limits, []
-        share = self.plan.mean_trial * self.plan.pruned_share
+        share = self.plan.mean_trial * self.plan.pruned_share / self.workers
         if limits.trials is not None:
             estimates.append(max(limits.trials - self.reported, 0) * share)
         if limits.total is not None:
@@ -57,10 +58,14 @@ class Progress:
             estimates.append(max(limits.deadline - time.monotonic(), 0.0))
         return min(estimates) if estimates else None
 
+    def left_phrase(self, study: optuna.Study) -> str:
+        left = self.left(study)
+        return "" if left is None else f"~{fmt_seconds(left)} left"
+
     def line(self, study: optuna.Study, t: FrozenTrial) -> str:
         self.reported += 1
-        left = self.left(study)
-        eta = "" if left is None else f", ~{fmt_seconds(left)} left"
+        left = self.left_phrase(study)
+        eta = f", {left}" if left else ""
         return f"{self.tag}{trial_line(study, t)}  ({self.elapsed()}{eta})"
 
 

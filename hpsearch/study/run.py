@@ -14,7 +14,7 @@ import torch
 from hpsearch import artifacts, data, space as spaces, storage as stores
 from hpsearch.cli import fmt_seconds
 from hpsearch.objective import Objective
-from hpsearch.study import budget as budgets, output, plan as plans, workers
+from hpsearch.study import bars, budget as budgets, output, plan as plans, workers
 from hpsearch.study.loop import Limits, StopFlag, run_trials
 from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
 from hpsearch.study.output import FINISHED
@@ -31,6 +31,10 @@ def run(opts: StudyOptions) -> int:
     space = load_space(opts)  # a bad file stops here, before the storage is touched
     if opts.dry_run:
         return dry_run(opts, space)
+    if opts.ray is not None:  # the storage is opened once the cluster is found fit for it
+        from hpsearch.study import ray_driver
+
+        return ray_driver.run_on_ray(opts, space, stop)
     storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
     if opts.starts_workers:
         return workers.run_workers(opts, space, storage, stop)
@@ -78,7 +82,10 @@ def start_line(opts: StudyOptions, study: optuna.Study, space: spaces.Space, lim
 
 
 def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
-               started: float) -> int:
+               started: float, arrays: data.FashionMNISTArrays | None = None,
+               node: str | None = None) -> int:
+    """One worker: ARRAYS, when given, instead of the dataset on this machine (a Ray task gets
+    the driver's); NODE, when given, is stored on each trial (user attr "node")."""
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
@@ -86,7 +93,8 @@ def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
     prepared = budgets.prepare(opts, space, device, precision, storage,
                                planned_trials(opts, space))
     opts, space = prepared.opts, prepared.space
-    arrays = data.load(opts.data_dir or data.env_data_dir())
+    if arrays is None:
+        arrays = data.load(opts.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=opts.val_size, seed=opts.seed,
                               train_subset=opts.train_subset)
     planned = prepared.plan.trials
@@ -104,22 +112,46 @@ def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
     if not opts.tag:  # a worker's parent printed the plan
         print(budgets.plan_text(prepared, device, budgets.remaining(limits)), flush=True)
     print(tag + start_line(opts, study, space, limits, device, splits), flush=True)
+    live = bars.LiveBars(*bar_count(study, limits)) if bars.wanted(opts.quiet, opts.tag) else None
     objective = Objective(space, splits, device, opts.seed, opts.two_objectives,
-                          None if opts.quiet else (lambda line: print(f"    {tag}{line}", flush=True)),
+                          None if opts.quiet or live else
+                          (lambda line: print(f"    {tag}{line}", flush=True)),
                           artifact_store=artifacts.open_store(opts.storage), should_stop=stop,
-                          predict=budgets.predictor(prepared), deadline=limits.deadline)
-    return trial_loop(opts, study, objective, limits, claim, stop, output.Progress(
-        tag, started, limits, prepared.plan))
+                          predict=budgets.predictor(prepared, study), deadline=limits.deadline,
+                          bars=live, node=node)
+    return trial_loop(opts, study, objective, limits, claim, stop,
+                      output.Progress(tag, started, limits, prepared.plan), live)
+
+
+def bar_count(study: optuna.Study, limits: Limits) -> tuple[int | None, int]:
+    """The study bar's (total, start): toward --total-trials from the trials already finished,
+    else toward this run's --trials (open-ended under a budget or timeout alone)."""
+    if limits.total is not None:
+        return limits.total, len(study.get_trials(deepcopy=False, states=FINISHED))
+    return limits.trials, 0
+
+
+def reporter(progress: output.Progress, live: bars.LiveBars | None):
+    """What happens when a trial finishes: its line printed, or written above the live bars."""
+    if live is None:
+        return lambda study, t: print(progress.line(study, t), flush=True)
+    return lambda study, t: live.finished(progress.line(study, t), progress.left_phrase(study))
 
 
 def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, limits: Limits,
-               claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress) -> int:
+               claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress,
+               live: bars.LiveBars | None) -> int:
     # Optuna collects garbage after each trial (a pruned trial's traceback keeps its network
     # alive); freezing what lives for the whole run (modules, data, storage) takes it out of
     # those collections: 0.16 s a trial down to nothing.
     gc.freeze()
-    if run_trials(study, objective, limits, stores.grace_for(opts.heartbeat), claim,
-                  report=lambda s, t: print(progress.line(s, t), flush=True), stop=stop):
+    try:
+        interrupted = run_trials(study, objective, limits, stores.grace_for(opts.heartbeat),
+                                 claim, report=reporter(progress, live), stop=stop)
+    finally:
+        if live is not None:  # gone before anything else is printed
+            live.close()
+    if interrupted:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         print("\n" + output.interrupted_line(opts.storage, finished), file=sys.stderr)
         return 130

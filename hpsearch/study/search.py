@@ -7,6 +7,7 @@ import optuna
 
 from hpsearch import space as spaces
 from hpsearch.errors import UsageError
+from hpsearch.study.pruners import EpochMedianPruner
 
 
 def startup_trials(planned: int | None) -> int:
@@ -50,7 +51,7 @@ def grid_of(space: spaces.Space) -> dict[str, list]:
     return grid
 
 
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_epochs: int, warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
     """The median pruner judges a trial from its first epoch on, once 3 trials have completed:
     a trial whose best val accuracy so far is below the median of the completed trials at the
     same epoch stops. Most of what it saves is trials at chance from the first epoch on;
@@ -58,6 +59,8 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     scripts/bench, these settings 172-182 (BENCHMARKS.md)."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "epoch-median":
+        return EpochMedianPruner(n_startup_trials=3, warmup_epochs=warmup_epochs)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2),
                                               reduction_factor=3)

@@ -124,12 +124,7 @@ def run_workers(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag
     first = parent_device(devices[0])
     precision = resolve_precision(first, space.fixed.get("precision", "auto"))
     torch.set_num_threads(threads_per_worker(opts, slots))
-    prepared = budgets.prepare(opts, space, first, precision, storage, opts.trials)
-    # Every worker runs the same precision and fidelity (a budget's pick, written out).
-    opts = dataclasses.replace(prepared.opts, precision=precision)
-    study = open_study(opts, storage, prepared.space, prepared.plan.trials)
-    budgets.cost_model(prepared.space, first, study)
-    print(budgets.plan_text(prepared, first, opts.budget), flush=True)
+    opts, study, prepared = plan_and_create(opts, space, storage, first, precision)
     trials = trials_for_run(opts, study, prepared.space,
                             stores.TrialClaim(opts.storage, opts.study_name))
     if trials == 0:
@@ -140,6 +135,19 @@ def run_workers(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag
           f"{threads_per_worker(opts, slots)} threads each) on "
           f"{stores.redact(opts.storage)}", flush=True)
     return wait_and_sum_up(opts, storage, started, stop)
+
+
+def plan_and_create(opts: StudyOptions, space: spaces.Space, storage, device: torch.device,
+                    precision: str) -> tuple[StudyOptions, optuna.Study, budgets.Prepared]:
+    """The parent's part before its workers start: plan on DEVICE, create the study (so
+    workers never race to create it), store the cost model, print the plan. The options come
+    back with the precision and fidelity (a budget's pick) written out for every worker."""
+    prepared = budgets.prepare(opts, space, device, precision, storage, opts.trials)
+    opts = dataclasses.replace(prepared.opts, precision=precision)
+    study = open_study(opts, storage, prepared.space, prepared.plan.trials)
+    budgets.cost_model(prepared.space, device, study)
+    print(budgets.plan_text(prepared, device, opts.budget), flush=True)
+    return opts, study, prepared
 
 
 def wait_and_sum_up(opts: StudyOptions, storage, started: list, stop: StopFlag) -> int:
