@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hpsearch import bench_cost, bench_ray, data, lab, models
+from hpsearch import bench_cost, bench_ray, bench_search, data, lab, models
 from hpsearch.cli import positive, run_main
 from hpsearch.errors import UsageError
 from hpsearch.config import TrainConfig
@@ -447,6 +447,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="instead of timing: the cost model's predicted trial seconds against "
                         "the measured ones, over a 20-trial lenet and a 10-trial net28 study "
                         "(about 6 minutes)")
+    p.add_argument("--search", action="store_true",
+                   help="instead of timing: search configurations (sampler + pruner) over "
+                        "--seeds study seeds at a fixed fidelity, lenet and net28 (hours); "
+                        "writes the JSON and a plot beside it")
+    p.add_argument("--seeds", type=positive(int, "--seeds"), default=5, metavar="S",
+                   help="with --search: study seeds per configuration (default 5)")
     p.add_argument("--ray-check", action="store_true",
                    help="instead of timing: a 12-trial lenet study by two worker processes "
                         "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
@@ -485,7 +491,14 @@ def main(argv: list[str] | None = None) -> int:
            "command": shlex.join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)]),
            "mode": "tiny" if args.tiny else "full", "device": str(device),
            "machine": machine()}
-    if args.ray_check:
+    if args.search:
+        fids = bench_search.TINY if args.tiny else bench_search.FULL
+        fids = tuple(f for f in fids if not args.networks or f.network in args.networks.split(","))
+        configs = bench_search.TINY_CONFIGS if args.tiny else bench_search.CONFIGS
+        doc["search"] = [bench_search.compare(f, args.seeds, say, configs) for f in fids]
+        bench_search.plot(doc["search"], args.out.with_suffix(".png"))
+        report = bench_search.table(doc["search"])
+    elif args.ray_check:
         doc["ray_check"] = bench_ray.check(bench_ray.TINY if args.tiny else bench_ray.FULL, say)
         report = bench_ray.table(doc["ray_check"])
     elif args.cost_check:

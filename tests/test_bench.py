@@ -89,3 +89,36 @@ def test_tiny_cost_check_compares_predicted_and_measured_seconds(tmp_path):
         assert r["error"] == (r["predicted_s"] - r["measured_s"]) / r["measured_s"]
     assert study["worst_abs_error"] == max(abs(r["error"]) for r in rows)
     assert "| lenet 3 trials" in p.stdout
+
+
+def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
+    p, doc = run_bench(tmp_path, "--tiny", "--search", "--seeds", "2")
+    (res,) = doc["search"]
+    assert {"network", "trials", "train_subset", "val_size", "max_epochs", "seeds",
+            "horizon_s", "runs", "summary"} <= res.keys()
+    assert list(res["runs"]) == ["default (tpe + median)", "random + median"]
+    for name, runs in res["runs"].items():
+        assert [r["seed"] for r in runs] == [0, 1]
+        for r in runs:
+            assert {"command", "curve", "best_val", "trials", "chance_trials", "late_prunes",
+                    "epochs_trained", "seconds", "test_accuracy", "auc"} <= r.keys()
+            assert r["trials"] == 3 and len(r["curve"]) == 3
+            assert [c["trials"] for c in r["curve"]] == [1, 2, 3]
+            bests = [c["best_val"] for c in r["curve"]]
+            assert bests == sorted(bests) and bests[-1] == r["best_val"]  # best so far
+            assert 0.1 <= r["auc"] <= r["best_val"] and 0 <= r["test_accuracy"] <= 1
+        for key in ("auc", "best_val", "test_accuracy", "chance_trials", "late_prunes"):
+            s = res["summary"][name][key]
+            assert s["mean"] == sum(r[key] for r in runs) / 2 and s["sd"] >= 0
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+    assert "| default (tpe + median) |" in p.stdout
+
+
+def test_the_area_under_the_anytime_curve_rewards_finding_early():
+    from hpsearch import bench_search
+
+    early = [{"seconds": 10.0, "trials": 1, "best_val": 0.9}]
+    late = [{"seconds": 90.0, "trials": 1, "best_val": 0.9}]
+    assert bench_search.best_at(early, 5.0) == 0.1 and bench_search.best_at(early, 10.0) == 0.9
+    assert bench_search.area(early, 100.0) > bench_search.area(late, 100.0)
+    assert abs(bench_search.area(early, 100.0) - (0.1 * 0.1 + 0.9 * 0.9)) < 0.01

@@ -1,0 +1,183 @@
+"""scripts/bench --search: search configurations (sampler + pruner) compared over several
+study seeds at one fixed, stated fidelity. Each run is a real study through the study command
+on a fresh SQLite file, then an export (the best configuration retrained at the same fidelity
+and evaluated once on the test images). Per run: the anytime curve (best val accuracy of a
+completed trial against seconds since the study's first trial, and against trials), trials
+at chance, late prunes (after more than half their epochs), epochs trained, test accuracy.
+Per configuration: mean and spread over the seeds, including the area under the anytime
+curve (best val accuracy averaged over a common horizon), and a plot with one band each."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hpsearch.bench_cost import CHECKOUT
+from hpsearch.config import CHANCE, at_chance
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    network: str
+    trials: int
+    train_subset: int
+    val_size: int
+    max_epochs: int
+
+
+# name -> study flags. "default" is what a plain study uses today.
+CONFIGS = {
+    "default (tpe + median)": [],
+    "random + median": ["--sampler", "random"],
+    "tpe + hyperband": ["--pruner", "hyperband"],
+    "tpe + epoch-median": ["--pruner", "epoch-median"],
+    "gp + median": ["--sampler", "gp"],
+}
+TINY_CONFIGS = dict(list(CONFIGS.items())[:2])
+FULL = (Fidelity("lenet", 20, 10_000, 5_000, 8), Fidelity("net28", 12, 5_000, 5_000, 4))
+TINY = (Fidelity("net28", 3, 300, 300, 1),)
+
+
+def run_once(fid: Fidelity, flags: list[str], seed: int, say) -> dict:
+    import optuna
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/search.db"
+        common = ["--storage", url, "--train-subset", str(fid.train_subset)]
+        study = [sys.executable, "-m", "hpsearch.study", fid.network, "--trials", str(fid.trials),
+                 "--seed", str(seed), "--val-size", str(fid.val_size), "--max-epochs",
+                 str(fid.max_epochs), "--quiet", *common, *flags]
+        say(f"search bench: {shlex.join(study[1:])}")
+        run(study)
+        export = [sys.executable, "-m", "hpsearch.export", fid.network, "--out",
+                  f"{tmp}/best.json", "--quiet", *common]
+        run(export)
+        exported = json.loads(Path(tmp, "best.json").read_text())
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        trials = optuna.load_study(study_name=fid.network, storage=url).get_trials()
+    return {"seed": seed, "command": shlex.join(study), **run_figures(trials),
+            "test_accuracy": exported["test"]["test_accuracy"]}
+
+
+def run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, cwd=CHECKOUT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+
+
+def run_figures(trials) -> dict:
+    """The anytime curve and the counts of one study's trials."""
+    from optuna.trial import TrialState
+
+    done = sorted((t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)),
+                  key=lambda t: t.datetime_complete)
+    start = min(t.datetime_start for t in done)
+    curve, best = [], CHANCE
+    for i, t in enumerate(done, start=1):
+        if t.state == TrialState.COMPLETE:
+            best = max(best, t.value)
+        curve.append({"seconds": (t.datetime_complete - start).total_seconds(), "trials": i,
+                      "best_val": best})
+    return {"curve": curve, "best_val": best, "trials": len(done),
+            "chance_trials": sum(at_chance(t.user_attrs.get("best_val_acc", CHANCE))
+                                 for t in done),
+            "late_prunes": sum(t.state == TrialState.PRUNED and
+                               t.user_attrs.get("epochs_run", 0) > t.params.get("epochs", 0) / 2
+                               for t in done),
+            "epochs_trained": sum(t.user_attrs.get("epochs_run", 0) for t in done),
+            "seconds": curve[-1]["seconds"] if curve else 0.0}
+
+
+def best_at(curve: list[dict], seconds: float) -> float:
+    """Best val accuracy found by SECONDS (chance before the first trial ends)."""
+    best = CHANCE
+    for point in curve:
+        if point["seconds"] > seconds:
+            break
+        best = point["best_val"]
+    return best
+
+
+def area(curve: list[dict], horizon: float, points: int = 200) -> float:
+    """Mean best val accuracy over [0, HORIZON] seconds: the area under the anytime curve,
+    divided by the horizon, so runs that find a good trial early score higher."""
+    return statistics.fmean(best_at(curve, horizon * (i + 0.5) / points) for i in range(points))
+
+
+def spread(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "sd": None}
+    return {"mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def compare(fid: Fidelity, seeds: int, say, configs: dict = CONFIGS) -> dict:
+    runs = {name: [run_once(fid, flags, seed, say) for seed in range(seeds)]
+            for name, flags in configs.items()}
+    horizon = max(r["seconds"] for rs in runs.values() for r in rs)
+    summary = {}
+    for name, rs in runs.items():
+        for r in rs:
+            r["auc"] = area(r["curve"], horizon)
+        summary[name] = {key: spread([r[key] for r in rs]) for key in
+                         ("auc", "best_val", "test_accuracy", "chance_trials", "late_prunes",
+                          "epochs_trained", "seconds")}
+    return {**asdict(fid), "seeds": seeds, "horizon_s": horizon, "runs": runs,
+            "summary": summary}
+
+
+def table(results: list[dict]) -> str:
+    lines = []
+    for res in results:
+        lines += [f"{res['network']}: {res['trials']} trials, {res['train_subset']:,} train / "
+                  f"{res['val_size']:,} val images, <= {res['max_epochs']} epochs, "
+                  f"{res['seeds']} study seeds; mean ± sd", "",
+                  "| configuration | area under anytime curve | best val | test acc | "
+                  "chance trials | late prunes | epochs trained | seconds |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, s in res["summary"].items():
+            cells = [fmt(s[k], d) for k, d in (("auc", 4), ("best_val", 4),
+                                               ("test_accuracy", 4), ("chance_trials", 1),
+                                               ("late_prunes", 1), ("epochs_trained", 0),
+                                               ("seconds", 0))]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def fmt(s: dict, digits: int) -> str:
+    if s["mean"] is None:
+        return "-"
+    return f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Best val accuracy against seconds, mean ± sd over the seeds, one band per
+    configuration, one panel per network."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        grid = [res["horizon_s"] * i / 100 for i in range(101)]
+        for name, rs in res["runs"].items():
+            at = [[best_at(r["curve"], x) for r in rs] for x in grid]
+            mean = [statistics.fmean(v) for v in at]
+            sd = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in at]
+            ax.plot(grid, mean, label=name)
+            ax.fill_between(grid, [m - s for m, s in zip(mean, sd)],
+                            [m + s for m, s in zip(mean, sd)], alpha=0.2)
+        ax.set(title=f"{res['network']} ({res['seeds']} seeds)", xlabel="seconds",
+               ylabel="best val accuracy")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
