@@ -456,7 +456,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ray-check", action="store_true",
                    help="instead of timing: a 12-trial lenet study by two worker processes "
                         "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
-                        "ray extra (about 4 minutes)")
+                        "ray extra (about 2 minutes)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)
 

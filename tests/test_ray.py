@@ -8,6 +8,7 @@ trained from the driver's arrays.
 """
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,7 +32,10 @@ from test_workers import PG_URL, pg_study  # noqa: F401 (a fixture)
 
 TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--heartbeat", "1",
         "--pruner", "none"]
-LOOPBACK_ENV = {cluster.RAY_LOOPBACK_ENV: "0"}
+# On loopback, with a token of this test run's own (Ray's token auth; left to itself, Ray
+# would pick up ~/.ray/auth_token, which an earlier `ray.init()` on this machine may have made).
+LOOPBACK_ENV = {cluster.RAY_LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 # --- placement, on faked clusters -----------------------------------------------------------

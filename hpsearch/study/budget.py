@@ -160,9 +160,9 @@ CALIBRATION_RANGE = (0.5, 3.0)  # beyond this a trial is an outlier, not a lesso
 
 def calibration(study: optuna.Study, model) -> float:
     """Median of measured / modelled seconds over the study's trials that trained to their
-    end (1 until there are two). Timed steps on a small random split miss what a full-size
-    split costs: ResNet-18 at 48x48 on 5,000 images ran 315 s a trial against 220 s modelled
-    (AMD EPYC, 2 cores); the study's own trials correct that from the third trial on."""
+    end (1 until there are two). Timed steps on a small random split can miss what a
+    full-size split costs: full-data net28 trials ran 18-39% over the model (BENCHMARKS.md);
+    the study's own trials correct that from the third trial on."""
     ratios = [t.duration.total_seconds() / model(TrainConfig(**t.user_attrs["config"]))
               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.user_attrs.get("status") == "completed" and "config" in t.user_attrs
