@@ -96,7 +96,7 @@ def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
     (res,) = doc["search"]
     assert {"network", "trials", "train_subset", "val_size", "max_epochs", "seeds",
             "horizon_s", "runs", "summary"} <= res.keys()
-    assert list(res["runs"]) == ["default (tpe + median)", "random + median"]
+    assert list(res["runs"]) == ["default (tpe + median)"]
     for name, runs in res["runs"].items():
         assert [r["seed"] for r in runs] == [0, 1]
         for r in runs:

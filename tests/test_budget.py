@@ -306,7 +306,7 @@ def test_every_bad_budget_exits_2_with_one_line(text):
 
 
 def test_a_budget_too_small_for_one_trial_names_the_smallest(tmp_path):
-    p = run_cli("hpsearch.study", "resnet", "--budget", "2s", "--dry-run")
+    p = run_cli("hpsearch.study", "lenet", "--budget", "0.1s", "--dry-run")
     assert p.returncode == 2
     assert "is too small: the quickest trial at the lowest fidelity takes" in p.stderr
     assert "give at least --budget" in p.stderr and "Traceback" not in p.stderr
