@@ -65,7 +65,6 @@ def test_gpu_nodes_hold_jobs_workers_per_gpu_each_with_its_fraction():
 @pytest.mark.parametrize("nodes,device,jobs,threads,message", [
     (CPUS, "auto", 2, None, "--jobs 2 puts 2 workers on each GPU, and this Ray cluster has none"),
     (CPUS, "cuda", 1, None, "--device cuda: this Ray cluster has no GPU"),
-    (CPUS, "cuda:1", 1, None, "Ray picks each worker's GPU; give --device auto, cpu or cuda"),
     (GPUS, "auto", 20_000, None, "less than 0.0001 of a GPU (at most 10000 jobs per GPU)"),
     (CPUS, "cpu", 1, 4, "--threads 4: no node of this Ray cluster has that many CPUs"),
 ])
@@ -97,6 +96,8 @@ def test_trials_become_a_group_total_so_a_retried_task_does_not_run_its_share_ag
     (["lenet", "--ray", "auto", "--devices", "cpu,cpu"], "give --ray or --devices, not both"),
     (["lenet", "--max-concurrent", "2"], "--max-concurrent caps Ray workers; give it with --ray"),
     (["lenet", "--ray", " "], "--ray needs an address"),
+    (["lenet", "--ray", "auto", "--device", "cuda:1"],
+     "Ray picks each worker's GPU; give --device auto, cpu or cuda"),
     (["lenet", "--ray", "auto", "--max-concurrent", "0"], "--max-concurrent must be > 0"),
 ])
 def test_bad_ray_flags_are_refused(capsys, argv, message):

@@ -63,9 +63,6 @@ def placement(nodes: list[Node], device: str, jobs: int, threads: int | None,
     """How many workers the cluster NODES hold and what each reserves. On GPUs (--device cuda,
     or auto on a cluster with any): K = --jobs workers per GPU, each 1/K of one. On CPUs: one
     worker per --threads cores (default 1). MAX_CONCURRENT and CAP (trials left) bound it."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device {device} with --ray: Ray picks each worker's GPU; give "
-                         f"--device auto, cpu or cuda")
     gpus = sum(math.floor(n.gpus) for n in nodes)
     on_gpu = device == "cuda" or (device == "auto" and gpus > 0)
     if on_gpu:
@@ -164,8 +161,10 @@ def connect(ray, address: str) -> None:
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as err:
-        raise UsageError(f"cannot connect to a Ray cluster at {address}: "
-                         f"{str(err).splitlines()[0]}") from None
+        reason = str(err).splitlines()[0].split(". ")[0].rstrip(".")
+        raise UsageError(f"cannot connect to a Ray cluster at {address} ({reason}); start "
+                         f"one with `ray start --head` or name it in RAY_ADDRESS, or use "
+                         f"--ray local") from None
 
 
 def alive_nodes(ray) -> list[Node]:

@@ -200,6 +200,9 @@ def parse(argv: list[str] | None) -> StudyOptions:
                 "workers (--jobs K per GPU, --threads N cores per CPU worker)")
     if args.ray is not None and not args.ray.strip():
         p.error("--ray needs an address: auto, HOST:PORT, ray://HOST:10001 or local")
+    if args.ray is not None and args.device not in ("auto", "cpu", "cuda"):
+        p.error(f"--device {args.device} with --ray: Ray picks each worker's GPU; give "
+                "--device auto, cpu or cuda")
     if args.max_concurrent is not None and args.ray is None:
         p.error("--max-concurrent caps Ray workers; give it with --ray")
     if args.two_objectives and args.pruner not in (None, "none"):
