@@ -494,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.search:
         fids = bench_search.TINY if args.tiny else bench_search.FULL
         fids = tuple(f for f in fids if not args.networks or f.network in args.networks.split(","))
-        configs = bench_search.TINY_CONFIGS if args.tiny else bench_search.CONFIGS
-        doc["search"] = [bench_search.compare(f, args.seeds, say, configs) for f in fids]
+        doc["search"] = [bench_search.compare(f, args.seeds, say, bench_search.TINY_CONFIGS
+                                              if args.tiny else bench_search.configs(f.network))
+                         for f in fids]
         bench_search.plot(doc["search"], args.out.with_suffix(".png"))
         report = bench_search.table(doc["search"])
     elif args.ray_check:

@@ -29,20 +29,27 @@ def parser(prog: str, description: str, epilog: str | None = None) -> argparse.A
     return Parser(prog=prog, description=description, epilog=epilog, allow_abbrev=False)
 
 
-def seed(name: str):
-    """argparse type: a whole number 0 <= n < 2**32, as numpy's and torch's generators take."""
+def whole(name: str, high: int | None = None, note: str = ""):
+    """argparse type: a whole number >= 0 (and < HIGH where given); NOTE says what 0 means."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}")
-        if not 0 <= value < SEED_LIMIT:
+        if high is not None and not 0 <= value < high:
             raise argparse.ArgumentTypeError(
-                f"{name} must be between 0 and {SEED_LIMIT - 1}, got {value}")
+                f"{name} must be between 0 and {high - 1}, got {value}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0{note}, got {value}")
         return value
 
     return convert
+
+
+def seed(name: str):
+    """argparse type: a whole number 0 <= n < 2**32, as numpy's and torch's generators take."""
+    return whole(name, SEED_LIMIT)
 
 
 def add_storage(p: argparse.ArgumentParser) -> None:

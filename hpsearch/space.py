@@ -16,6 +16,14 @@ A search file names the network and, under [params.NAME], each parameter Optuna 
     high = 3.0
     log = true
 
+An optional [search] table says how the space is searched unless the command line says
+otherwise (the defaults the search benchmark chose for the network):
+
+    [search]
+    sampler = "tpe"
+    pruner = "epoch-median"
+    warmup_epochs = 2           # epochs 1..2 of a trial are never judged by the pruner
+
 A lab file (studies/lab-*.toml) instead holds the lab's baseline and the values it tried for
 each factor, one factor at a time:
 
@@ -35,7 +43,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -54,6 +62,8 @@ INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
 NAMED_VALUES = {"optimizer": config.OPTIMIZERS, "schedule": config.SCHEDULES,
                 "precision": config.PRECISIONS}
 LAB_FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
+SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
+PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 
 
 class SpaceError(UsageError):
@@ -69,6 +79,19 @@ class Param:
 
 
 @dataclass(frozen=True)
+class SearchDefaults:
+    """How a space is searched where the command line does not say: its file's [search]."""
+    sampler: str = "tpe"
+    pruner: str = "median"
+    warmup_epochs: int = 0  # epochs at the start of each trial the pruner never judges
+
+
+# Lab studies run every row to its last epoch: each row's total loss and accuracy are over all
+# of its epochs, as in the lab's table.
+LAB_SEARCH = SearchDefaults(pruner="none")
+
+
+@dataclass(frozen=True)
 class Space:
     path: Path
     network: str
@@ -76,6 +99,7 @@ class Space:
     fixed: dict = field(default_factory=dict)
     lab_rows: tuple[dict, ...] = ()  # lab files: the configurations to enqueue, baseline first
     lab_labels: tuple[str, ...] = ()  # "baseline", "lr=0.01", ...
+    search: SearchDefaults = SearchDefaults()
 
     @property
     def is_lab(self) -> bool:
@@ -113,21 +137,24 @@ def load(path: Path) -> Space:
     except tomllib.TOMLDecodeError as err:
         raise SpaceError(f"{path}: not valid TOML ({err})") from None
     where = str(path)
-    _allowed_keys(doc, ("network", "fixed", "params", "baseline", "vary", "about"), where)
+    _allowed_keys(doc, ("network", "fixed", "params", "baseline", "vary", "about", "search"),
+                  where)
     network = doc.get("network")
     if network not in models.MODELS:
         raise SpaceError(f"{where}: network: {network!r} is not a network; "
                          f"allowed: {', '.join(models.MODELS)}")
     fixed = _fixed(doc.get("fixed", {}), f"{where}: fixed")
     if "baseline" in doc or "vary" in doc:
-        if "params" in doc:
-            raise SpaceError(f"{where}: a lab file has [baseline] and [vary], not [params]")
+        if "params" in doc or "search" in doc:
+            raise SpaceError(f"{where}: a lab file has [baseline] and [vary], not [params] or "
+                             f"[search]")
         return _lab_space(path, network, fixed, doc)
     params = tuple(_param(name, spec, f"{where}: params.{name}")
                    for name, spec in _table(doc.get("params"), f"{where}: params").items())
     if not params:
         raise SpaceError(f"{where}: params: no parameters; add at least one [params.NAME] table")
-    space = Space(path, network, params, fixed)
+    search = _search(doc.get("search", {}), f"{where}: search")
+    space = Space(path, network, params, fixed, search=search)
     _check_coverage(space, where)
     return space
 
@@ -162,6 +189,19 @@ def _check_value(fld: str, value, where: str) -> None:
             raise SpaceError(f"{where}: momentum must be in [0, 1), got {value!r}")
         if fld == "weight_decay" and value < 0:
             raise SpaceError(f"{where}: weight_decay must be >= 0, got {value!r}")
+
+
+def _search(table, where: str) -> SearchDefaults:
+    table = _table(table, where)
+    _allowed_keys(table, ("sampler", "pruner", "warmup_epochs"), where)
+    for key, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        if key in table and table[key] not in names:
+            raise SpaceError(f"{where}.{key}: {table[key]!r} is unknown; "
+                             f"allowed: {', '.join(names)}")
+    warmup = table.get("warmup_epochs", 0)
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise SpaceError(f"{where}.warmup_epochs: must be a whole number >= 0, got {warmup!r}")
+    return SearchDefaults(**table)
 
 
 def _fixed(table, where: str) -> dict:
@@ -304,7 +344,7 @@ def _lab_space(path: Path, network: str, fixed: dict, doc: dict) -> Space:
     choices = {f: sorted({r[f] for r in rows}, key=str) for f in LAB_FACTORS}
     params = tuple(Param(f, f, optuna.distributions.CategoricalDistribution(choices[f]))
                    for f in LAB_FACTORS)
-    return Space(path, network, params, fixed, tuple(rows), tuple(labels))
+    return Space(path, network, params, fixed, tuple(rows), tuple(labels), LAB_SEARCH)
 
 
 def cap_epochs(space: Space, max_epochs: int) -> Space:
@@ -332,4 +372,4 @@ def cap_epochs(space: Space, max_epochs: int) -> Space:
         default = config.TrainConfig(model=space.network).epochs
         fixed["epochs"] = min(fixed.get("epochs", default), max_epochs)
     rows = tuple({**r, "epochs": min(r["epochs"], max_epochs)} for r in space.lab_rows)
-    return Space(space.path, space.network, tuple(params), fixed, rows, space.lab_labels)
+    return replace(space, params=tuple(params), fixed=fixed, lab_rows=rows)

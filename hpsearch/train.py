@@ -447,18 +447,6 @@ def summary_line(r: RunResult) -> str:
     return line + (f" ({r.reason})" if r.reason else "")
 
 
-def workers_count(text: str) -> int:
-    """argparse type of --workers: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--workers must be a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"--workers must be >= 0 (0: batches from the device, no DataLoader), got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = options.parser(
         "python -m hpsearch.train",
@@ -474,7 +462,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
     p.add_argument("--epochs", type=positive(int, "--epochs"))
     p.add_argument("--batch-size", type=positive(int, "--batch-size"))
-    p.add_argument("--workers", type=workers_count, default=0,
+    workers = options.whole("--workers", note=" (0: batches from the device, no DataLoader)")
+    p.add_argument("--workers", type=workers, default=0,
                    help="DataLoader worker processes; 0 (default) keeps the data on the device")
     p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
                    help="input side in pixels (default: the network's own)")

@@ -96,22 +96,23 @@ def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
     (res,) = doc["search"]
     assert {"network", "trials", "train_subset", "val_size", "max_epochs", "seeds",
             "horizon_s", "runs", "summary"} <= res.keys()
-    assert list(res["runs"]) == ["default (tpe + median)"]
+    assert list(res["runs"]) == ["shipped default"]
     for name, runs in res["runs"].items():
         assert [r["seed"] for r in runs] == [0, 1]
         for r in runs:
             assert {"command", "curve", "best_val", "trials", "chance_trials", "late_prunes",
-                    "epochs_trained", "seconds", "test_accuracy", "auc"} <= r.keys()
+                    "epochs_trained", "seconds", "test_accuracy", "auc", "auc_gain"} <= r.keys()
             assert r["trials"] == 3 and len(r["curve"]) == 3
             assert [c["trials"] for c in r["curve"]] == [1, 2, 3]
             bests = [c["best_val"] for c in r["curve"]]
             assert bests == sorted(bests) and bests[-1] == r["best_val"]  # best so far
             assert 0.1 <= r["auc"] <= r["best_val"] and 0 <= r["test_accuracy"] <= 1
+            assert r["auc_gain"] == 0.0  # the first configuration is the reference
         for key in ("auc", "best_val", "test_accuracy", "chance_trials", "late_prunes"):
             s = res["summary"][name][key]
             assert s["mean"] == sum(r[key] for r in runs) / 2 and s["sd"] >= 0
     assert (tmp_path / "bench.png").stat().st_size > 10_000
-    assert "| default (tpe + median) |" in p.stdout
+    assert "| shipped default |" in p.stdout
 
 
 def test_the_area_under_the_anytime_curve_rewards_finding_early():

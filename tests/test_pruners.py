@@ -93,3 +93,21 @@ def test_the_pruner_is_chosen_by_name_and_its_budget_read_from_the_config():
     assert epoch_budget(fixed) == 12
     with pytest.raises(ValueError, match="protect_last"):
         EpochMedianPruner(protect_last=1.0)
+
+
+@pytest.mark.parametrize("name", ["median", "epoch-median"])
+def test_every_median_pruner_spares_exactly_the_warm_up_epochs(name):
+    """A 2-epoch warm-up: a trial at chance is judged from epoch 3 on, not at epochs 1-2
+    (Optuna counts its warm-up from step 0; our steps are epochs from 1)."""
+    study = study_of((ADAM, 10), (ADAM, 10), (ADAM, 10))
+    pruner = make_pruner(name, 10, warmup_epochs=2)
+    judged = [pruner.prune(study, frozen([0.1] * e, 10, TrialState.RUNNING)) for e in (1, 2, 3)]
+    assert judged == [False, False, True]
+    plain = make_pruner(name, 10)
+    assert plain.prune(study, frozen([0.1], 10, TrialState.RUNNING))
+
+
+def test_hyperband_starts_its_first_rung_after_the_warm_up():
+    assert make_pruner("hyperband", 8)._min_resource == 1
+    assert make_pruner("hyperband", 8, warmup_epochs=2)._min_resource == 3
+    assert make_pruner("hyperband", 2, warmup_epochs=2)._max_resource == 4

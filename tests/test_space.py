@@ -96,3 +96,34 @@ def test_cap_clips_fixed_epochs_and_ranges_onto_their_step(tmp_path):
         capped = spaces.cap_epochs(spaces.load(space_file(tmp_path, params)), 5)
     d = capped.params[-1].distribution
     assert (d.low, d.high, d.step) == (2, 4, 2) and "epochs" not in capped.fixed
+
+
+def test_a_search_table_sets_how_the_space_is_searched(tmp_path):
+    path = space_file(tmp_path, LR, '[search]\npruner = "epoch-median"\nwarmup_epochs = 2\n')
+    space = spaces.load(path)
+    assert space.search == spaces.SearchDefaults("tpe", "epoch-median", 2)
+    assert spaces.load(space_file(tmp_path, LR)).search == spaces.SearchDefaults()
+    assert spaces.cap_epochs(space, 3).search == space.search
+
+
+@pytest.mark.parametrize("table,message", [
+    ('sampler = "bayes"', "search.sampler: 'bayes' is unknown; allowed: tpe, random"),
+    ('pruner = "asha"', "search.pruner: 'asha' is unknown; allowed: median, epoch-median"),
+    ("warmup_epochs = -1", "search.warmup_epochs: must be a whole number >= 0, got -1"),
+    ("warmup_epochs = 1.5", "search.warmup_epochs: must be a whole number >= 0, got 1.5"),
+    ("warmup_epochs = true", "search.warmup_epochs: must be a whole number >= 0, got True"),
+    ("patience = 2", "search: unknown key 'patience'; allowed: sampler, pruner, warmup_epochs"),
+])
+def test_a_bad_search_table_is_refused_naming_the_field(tmp_path, table, message):
+    path = space_file(tmp_path, LR, f"[search]\n{table}\n")
+    with pytest.raises(SpaceError, match=re.escape(f"{path}: {message}")):
+        spaces.load(path)
+
+
+def test_a_lab_file_takes_no_search_table(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text('network = "lenet"\n[baseline]\noptimizer = "sgd"\nlr = 0.9\nepochs = 1\n'
+                    'batch_size = 256\nworkers = 0\n[search]\npruner = "median"\n')
+    with pytest.raises(SpaceError, match=re.escape(
+            f"{path}: a lab file has [baseline] and [vary], not [params] or [search]")):
+        spaces.load(path)

@@ -14,11 +14,15 @@ from conftest import ROOT, run_cli
 from hpsearch import space as spaces
 from hpsearch.config import CHANCE
 from hpsearch.objective import Objective
+from hpsearch.study.options import parse
 from hpsearch.study.output import quiet_optuna
-from hpsearch.study.search import default_pruner, make_pruner
+from hpsearch.study.search import choices, make_pruner
 
 # A study sized for tests: 1,000 training images, 1,000 validation images, 2 epochs.
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
+
+
+SHIPPED_LENET_SEARCH = {"sampler": "tpe", "pruner": "median", "warmup_epochs": 0}
 
 
 def states(url: str, name: str) -> list[str]:
@@ -41,6 +45,8 @@ def test_study_runs_n_trials_and_stores_them(tmp_path):
         assert attr in t.user_attrs, attr
     assert len(t.user_attrs["val_acc"]) == t.user_attrs["epochs_run"] == len(t.intermediate_values)
     assert t.user_attrs["params"] == 61_706 and t.params["epochs"] <= 2
+    # The shipped defaults (studies/lenet.toml's [search], chosen by scripts/bench --search).
+    assert study.user_attrs["search"] == SHIPPED_LENET_SEARCH
     # The same command again continues the same study.
     p = run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url, *SMALL)
     assert p.returncode == 0, p.stderr
@@ -97,9 +103,17 @@ def test_the_last_epoch_is_never_pruned(arrays):
     assert two.state == TrialState.PRUNED and two.user_attrs["epochs_run"] == 1
 
 
-def test_lab_studies_run_every_epoch_unless_told_otherwise():
-    assert default_pruner(spaces.load(ROOT / "studies" / "lab-lenet.toml")) == "none"
-    assert default_pruner(spaces.load(ROOT / "studies" / "lenet.toml")) == "median"
+def test_the_search_is_the_command_lines_else_the_space_files():
+    """Lab studies run every epoch unless told otherwise; a flag beats the file's [search]."""
+    lab = spaces.load(ROOT / "studies" / "lab-lenet.toml")
+    assert choices(parse(["lab-lenet"]), lab).pruner == "none"
+    assert choices(parse(["lab-lenet", "--pruner", "median"]), lab).pruner == "median"
+    lenet = spaces.load(ROOT / "studies" / "lenet.toml")
+    assert choices(parse(["lenet"]), lenet) == lenet.search
+    given = choices(parse(["lenet", "--sampler", "random", "--pruner", "hyperband",
+                           "--warmup-epochs", "0"]), lenet)
+    assert given == spaces.SearchDefaults("random", "hyperband", 0)
+    assert choices(parse(["lenet", "--two-objectives"]), lenet).pruner == "none"
 
 
 def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):

@@ -19,7 +19,7 @@ from hpsearch.config import TrainConfig
 from hpsearch.study import plan as plans
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.resume import load_space, with_precision
-from hpsearch.study.search import default_pruner
+from hpsearch.study.search import choices
 
 COST_ATTR = "cost_models"  # study user attr: key -> StepCost json, reused by workers and resumes
 
@@ -109,7 +109,7 @@ def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, preci
     space = with_precision(space, precision)
     cost = cost_model(space, device, study)
     fid = plans.fidelity_of(space, opts)
-    pruner = opts.pruner or default_pruner(space)
+    pruner = choices(opts, space).pruner
     return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials, pruner))
 
 

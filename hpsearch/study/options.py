@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpsearch import options, storage as stores
+from hpsearch.space import PRUNERS, SAMPLERS
 from hpsearch.cli import duration, positive
 
-SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
-PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 DEFAULT_TRIALS = 10  # trials of one invocation when neither --trials nor --total-trials is given
 
 
@@ -32,8 +31,9 @@ class StudyOptions:
     dry_run: bool = False  # print the plan, touch no storage, run nothing
     confirm: bool = False  # after the search, confirm its winner over fresh seeds
     space: Path | None = None  # --space FILE; None: studies/NAME.toml
-    sampler: str = "tpe"
-    pruner: str | None = None  # None: the space's default (search.default_pruner)
+    sampler: str | None = None  # None: the space file's [search] (search.choices)
+    pruner: str | None = None  # None: likewise
+    warmup_epochs: int | None = None  # None: likewise
     two_objectives: bool = False
     seed: int = 0
     sampler_seed: int | None = None  # None: seed
@@ -138,11 +138,16 @@ def _add_extent(p: argparse.ArgumentParser) -> None:
 def _add_search(p: argparse.ArgumentParser) -> None:
     """What is searched and how."""
     p.add_argument("--space", type=Path, metavar="FILE", help="default: studies/NAME.toml")
-    p.add_argument("--sampler", choices=SAMPLERS, default="tpe")
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help="default: the space file's [search] sampler, else tpe")
     p.add_argument("--pruner", choices=PRUNERS,
-                   help="default: median; none for lab studies, whose rows are the lab's "
-                        "table and run to their last epoch. epoch-median: the median rule "
-                        "against trials of the same epoch budget, never in a trial's last 30%%")
+                   help="default: the space file's [search] pruner, else median; none for lab "
+                        "studies, whose rows are the lab's table and run to their last epoch. "
+                        "epoch-median: the median rule against trials of the same epoch "
+                        "budget, never in a trial's last 30%%")
+    p.add_argument("--warmup-epochs", type=options.whole("--warmup-epochs"), metavar="N",
+                   help="the pruner never judges a trial's first N epochs (default: the space "
+                        "file's [search] warmup_epochs, else 0)")
     p.add_argument("--two-objectives", action="store_true",
                    help="maximise val accuracy and minimise training seconds (a Pareto front; "
                         "no pruning)")

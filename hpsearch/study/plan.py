@@ -24,7 +24,7 @@ from hpsearch.config import TRAIN_IMAGES, TrainConfig
 from hpsearch.cli import HOUR, fmt_seconds
 from hpsearch.errors import UsageError
 from hpsearch.study.options import StudyOptions
-from hpsearch.study.search import default_pruner
+from hpsearch.study.search import choices
 
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
 SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
@@ -204,7 +204,7 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
         space = space_of(cand)
         fid = fidelity_of(space, cand)
         plan = make_plan(space, cost_at(fid.size), fid, want,
-                         opts.pruner or default_pruner(space))
+                         choices(opts, space).pruner)
         extra = confirm_seconds(opts, plan)
         priced.append((plan.total(pruned=True) + extra, plan.per_trial[0] + extra,
                        training_work(space.network, fid), cand))

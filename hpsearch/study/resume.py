@@ -17,7 +17,7 @@ from hpsearch import lab, models, notes, space as spaces, storage as stores
 from hpsearch.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
-from hpsearch.study.search import default_pruner, make_pruner, make_sampler, max_epochs_of
+from hpsearch.study.search import choices, make_pruner, make_sampler, max_epochs_of
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
 TWO_OBJECTIVES = ("maximize", "minimize")  # val accuracy, training seconds
@@ -100,7 +100,8 @@ def open_study(opts: StudyOptions, storage, space: spaces.Space,
     (with_precision)."""
     setup = study_setup(opts, space)
     directions = list(TWO_OBJECTIVES) if opts.two_objectives else ["maximize"]
-    pruner = make_pruner(opts.pruner or default_pruner(space), max_epochs_of(space))
+    used = choices(opts, space)
+    pruner = make_pruner(used.pruner, max_epochs_of(space), used.warmup_epochs)
     study = optuna.create_study(study_name=opts.study_name, storage=storage,
                                 load_if_exists=True, pruner=pruner, directions=directions)
     stored = study.user_attrs.get("setup")
@@ -113,7 +114,11 @@ def open_study(opts: StudyOptions, storage, space: spaces.Space,
     # must not replay the random start-up proposals of an earlier run, while a fresh study
     # stays reproducible. SeedSequence mixes, so (seed, n) pairs do not collide as seed + n would.
     seq = np.random.SeedSequence([opts.sampler_seed_or_seed(), len(study.trials)])
-    study.sampler = make_sampler(opts.sampler, int(seq.generate_state(1)[0]), space, planned)
+    study.sampler = make_sampler(used.sampler, int(seq.generate_state(1)[0]), space, planned)
+    # What this run searches with, for the reader (and the dashboard); written only when it
+    # changed, so workers joining the study do not all write it at once.
+    if study.user_attrs.get("search") != asdict(used):
+        study.set_user_attr("search", asdict(used))
     notes.add_study_note(study, space)  # what it searches, shown by optuna-dashboard
     return study
 

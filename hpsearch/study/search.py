@@ -52,27 +52,34 @@ def grid_of(space: spaces.Space) -> dict[str, list]:
 
 
 def make_pruner(name: str, max_epochs: int, warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
-    """The median pruner judges a trial from its first epoch on, once 3 trials have completed:
-    a trial whose best val accuracy so far is below the median of the completed trials at the
-    same epoch stops. Most of what it saves is trials at chance from the first epoch on;
-    waiting for 5 trials and sparing epoch 1 trained 211 of the unpruned study's 303 epochs in
-    scripts/bench, these settings 172-182 (BENCHMARKS.md)."""
+    """A pruner by NAME whose steps are 1-based epochs; epochs 1..WARMUP_EPOCHS of a trial are
+    never judged. Median: a trial whose best val accuracy so far is below the median of the
+    completed trials at the same epoch stops, once 3 trials have completed; most of what it
+    saves is trials at chance from their first epochs on (scripts/bench, BENCHMARKS.md)."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        # Optuna judges a step from n_warmup_steps on; our steps start at 1.
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_epochs + 1)
     if name == "epoch-median":
         return EpochMedianPruner(n_startup_trials=3, warmup_epochs=warmup_epochs)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2),
-                                              reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=warmup_epochs + 1,
+            max_resource=max(max_epochs, warmup_epochs + 2), reduction_factor=3)
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup_epochs + 1,
+                                                      reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
-def default_pruner(space: spaces.Space) -> str:
-    """Median for searches; none for lab studies, whose rows are the lab's table: each row's
-    total loss and accuracy are over all of its epochs, so it must run to the last."""
-    return "none" if space.is_lab else "median"
+def choices(opts, space: spaces.Space) -> spaces.SearchDefaults:
+    """The sampler, pruner and warm-up a study uses: the command line's, else the space
+    file's [search] (lab studies: no pruner)."""
+    own = space.search
+    # A two-objective study reports no epochs (Optuna prunes one objective only).
+    pruner = opts.pruner or ("none" if opts.two_objectives else own.pruner)
+    return spaces.SearchDefaults(
+        sampler=opts.sampler or own.sampler, pruner=pruner,
+        warmup_epochs=own.warmup_epochs if opts.warmup_epochs is None else opts.warmup_epochs)
 
 
 def max_epochs_of(space: spaces.Space) -> int:
