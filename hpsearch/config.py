@@ -15,6 +15,9 @@ SCHEDULES = ("constant", "cosine")
 # bfloat16 where the hardware multiplies it natively, float16 with loss scaling on CUDA GPUs
 # that only have float16 tensor cores, float32 elsewhere.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# Optuna's samplers and pruners by the names a study and a space file's [search] take.
+SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
+PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 # Optimizers whose momentum can be set, and the value used when it is not given.
 MOMENTUM_DEFAULTS = {"momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0}
 CLASSES = 10  # Fashion-MNIST's classes

@@ -62,8 +62,6 @@ INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
 NAMED_VALUES = {"optimizer": config.OPTIMIZERS, "schedule": config.SCHEDULES,
                 "precision": config.PRECISIONS}
 LAB_FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
-SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
-PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 
 
 class SpaceError(UsageError):
@@ -194,7 +192,7 @@ def _check_value(fld: str, value, where: str) -> None:
 def _search(table, where: str) -> SearchDefaults:
     table = _table(table, where)
     _allowed_keys(table, ("sampler", "pruner", "warmup_epochs"), where)
-    for key, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+    for key, names in (("sampler", config.SAMPLERS), ("pruner", config.PRUNERS)):
         if key in table and table[key] not in names:
             raise SpaceError(f"{where}.{key}: {table[key]!r} is unknown; "
                              f"allowed: {', '.join(names)}")

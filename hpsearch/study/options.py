@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpsearch import options, storage as stores
-from hpsearch.space import PRUNERS, SAMPLERS
+from hpsearch.config import PRUNERS, SAMPLERS
 from hpsearch.cli import duration, positive
 
 DEFAULT_TRIALS = 10  # trials of one invocation when neither --trials nor --total-trials is given
