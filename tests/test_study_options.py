@@ -35,6 +35,8 @@ def test_abbreviated_flags_are_refused(capsys, flag):
     (["lenet", "--devices", " , "], "--devices needs at least one device"),
     (["lenet", "--devices", "cpu,cpu", "--device", "cpu"], "give --device or --devices"),
     (["lenet", "--two-objectives", "--pruner", "median"], "cannot judge a two-objective study"),
+    (["lenet", "--warmup-epochs", "-1"], "--warmup-epochs must be >= 0, got -1"),
+    (["lenet", "--warmup-epochs", "two"], "--warmup-epochs must be a whole number, got 'two'"),
 ])
 def test_bad_values_name_the_flag_and_what_is_allowed(capsys, argv, message):
     assert message in refused(capsys, argv)
@@ -59,7 +61,7 @@ def test_every_option_survives_the_trip_to_a_worker_command_line(monkeypatch):
     monkeypatch.setenv(stores.ENV, url)
     opts = parse(["net28", "--trials", "7", "--total-trials", "30", "--timeout", "90.5",
                   "--study-name", "n2", "--space", "x.toml", "--sampler", "random",
-                  "--pruner", "hyperband", "--seed", "3", "--sampler-seed", "9",
+                  "--pruner", "hyperband", "--warmup-epochs", "2", "--seed", "3", "--sampler-seed", "9",
                   "--device", "cpu", "--threads", "2", "--train-subset", "1000",
                   "--val-size", "500", "--resize", "32", "--precision", "float32",
                   "--max-epochs", "4", "--data-dir", "/d", "--heartbeat", "2", "--quiet",
