@@ -453,6 +453,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "writes the JSON and a plot beside it")
     p.add_argument("--seeds", type=positive(int, "--seeds"), default=5, metavar="S",
                    help="with --search: study seeds per configuration (default 5)")
+    p.add_argument("--search-at", metavar="FIDELITY",
+                   help="with --search: this fidelity instead of the standard ones, "
+                        f"{bench_search.FIDELITY_FORM}")
+    p.add_argument("--config", action="append", metavar="NAME",
+                   help="with --search: only this configuration, by its name in the table "
+                        "(repeat for more; the first is the one gains are paired against)")
     p.add_argument("--ray-check", action="store_true",
                    help="instead of timing: a 12-trial lenet study by two worker processes "
                         "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
@@ -473,12 +479,25 @@ def chosen(cases: tuple, names: str | None) -> tuple:
     return tuple(c for c in cases if c.model in wanted)
 
 
+def search_plan(args: argparse.Namespace) -> list[tuple]:
+    """--search's (fidelity, {name: study flags}) pairs, checked before anything runs."""
+    if args.search_at:
+        fids = (bench_search.parse_fidelity(args.search_at),)
+    else:
+        fids = bench_search.TINY if args.tiny else bench_search.FULL
+        fids = tuple(f for f in fids if not args.networks or f.network in args.networks.split(","))
+    return [(f, bench_search.pick(bench_search.TINY_CONFIGS if args.tiny
+                                  else bench_search.configs(f.network), args.config))
+            for f in fids]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.precision_check:
         cases = chosen(TINY_PRECISION_CASES if args.tiny else PRECISION_CASES, args.networks)
     else:
         cases = chosen(TINY_CASES if args.tiny else FULL_CASES, args.networks)
+    searches = search_plan(args) if args.search else []
     device = pick_device(args.device)
     # The lab ran 4 workers whatever the core count; torch warns about that on small machines.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -492,11 +511,8 @@ def main(argv: list[str] | None = None) -> int:
            "mode": "tiny" if args.tiny else "full", "device": str(device),
            "machine": machine()}
     if args.search:
-        fids = bench_search.TINY if args.tiny else bench_search.FULL
-        fids = tuple(f for f in fids if not args.networks or f.network in args.networks.split(","))
-        doc["search"] = [bench_search.compare(f, args.seeds, say, bench_search.TINY_CONFIGS
-                                              if args.tiny else bench_search.configs(f.network))
-                         for f in fids]
+        doc["search"] = [bench_search.compare(f, args.seeds, say, named)
+                         for f, named in searches]
         bench_search.plot(doc["search"], args.out.with_suffix(".png"))
         report = bench_search.table(doc["search"])
     elif args.ray_check:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hpsearch.bench_cost import CHECKOUT
 from hpsearch.config import CHANCE, at_chance
+from hpsearch.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,38 @@ def configs(network: str) -> dict[str, list[str]]:
             "gp + median": cfg("gp", "median"),
             f"tpe + median, warm-up {w}": cfg("tpe", "median", w),
             f"tpe + epoch-median, warm-up {w}": cfg("tpe", "epoch-median", w)}
+
+
+FIDELITY_FORM = "NETWORK:TRIALS:TRAIN:VAL:EPOCHS, e.g. lenet:20:20000:5000:10"
+
+
+def parse_fidelity(text: str) -> Fidelity:
+    """A fidelity from FIDELITY_FORM (scripts/bench --search-at): trials per study, training
+    images, validation images, epoch cap."""
+    from hpsearch import models
+
+    network, *numbers = text.split(":")
+    if len(numbers) != 4:
+        raise UsageError(f"--search-at must be {FIDELITY_FORM}; got {text!r}")
+    models.spec(network)
+    try:
+        values = [int(n) for n in numbers]
+    except ValueError:
+        raise UsageError(f"--search-at takes whole numbers after the network "
+                         f"({FIDELITY_FORM}); got {text!r}") from None
+    if min(values) < 1:
+        raise UsageError(f"--search-at numbers must be >= 1 ({FIDELITY_FORM}); got {text!r}")
+    return Fidelity(network, *values)
+
+
+def pick(named: dict[str, list[str]], wanted: list[str] | None) -> dict[str, list[str]]:
+    """The configurations named in WANTED, in its order (None: all of NAMED)."""
+    if not wanted:
+        return named
+    if unknown := [w for w in wanted if w not in named]:
+        raise UsageError(f"unknown search configuration(s) {', '.join(map(repr, unknown))}; "
+                         f"choose from: {', '.join(map(repr, named))}")
+    return {w: named[w] for w in wanted}
 
 
 # The tiny mode runs what a plain study uses (no flags): every field written, in about a minute.

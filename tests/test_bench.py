@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import ROOT
 
 CASE_FIELDS = {"network", "size", "batch_size", "optimizer", "lr", "epochs", "train_images",
@@ -123,3 +125,23 @@ def test_the_area_under_the_anytime_curve_rewards_finding_early():
     assert bench_search.best_at(early, 5.0) == 0.1 and bench_search.best_at(early, 10.0) == 0.9
     assert bench_search.area(early, 100.0) > bench_search.area(late, 100.0)
     assert abs(bench_search.area(early, 100.0) - (0.1 * 0.1 + 0.9 * 0.9)) < 0.01
+
+
+def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_allowed():
+    from hpsearch import bench_search
+    from hpsearch.errors import UsageError
+
+    assert bench_search.parse_fidelity("lenet:20:20000:5000:10") == bench_search.Fidelity(
+        "lenet", 20, 20_000, 5_000, 10)
+    for bad, says in (("lenet:20:20000:5000", "must be NETWORK:TRIALS"),
+                      ("lenet:20:2e4:5000:10", "whole numbers"),
+                      ("lenet:0:20000:5000:10", ">= 1"),
+                      ("lenut:20:20000:5000:10", "unknown model 'lenut'")):
+        with pytest.raises(UsageError, match=says):
+            bench_search.parse_fidelity(bad)
+    named = bench_search.configs("lenet")
+    picked = bench_search.pick(named, ["tpe + epoch-median, warm-up 2", "tpe + median"])
+    assert list(picked) == ["tpe + epoch-median, warm-up 2", "tpe + median"]
+    assert bench_search.pick(named, None) == named
+    with pytest.raises(UsageError, match="unknown search configuration.*'tpe'.*choose from"):
+        bench_search.pick(named, ["tpe"])

@@ -97,6 +97,20 @@ def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     assert plans.hour_options(plan, "lenet") == []
 
 
+def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts():
+    assert plans.pruned_share("median", (5, 20), 0) == pytest.approx(0.6)
+    # mean 12.5 epochs: a 2-epoch warm-up leaves 9.5 of the 11.5 cuttable epochs
+    assert plans.pruned_share("median", (5, 20), 2) == pytest.approx(1 - 0.4 * 9.5 / 11.5)
+    assert plans.pruned_share("median", (3, 3), 2) == 1.0
+    assert plans.pruned_share("median", (1, 1), 0) == 1.0
+    assert plans.pruned_share("hyperband", (5, 20), 0) == 1.0  # not measured: no saving
+    opts, space = lenet_space()
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, "median", 2)
+    assert plan.total(pruned=True) > 0.6 * plan.total(pruned=False)
+    assert "the measured 40% less its 2-epoch warm-up" in plans.plan_lines(plan, "cpu",
+                                                                          "float32")[2]
+
+
 def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     opts, _ = lenet_space()
 

@@ -29,8 +29,8 @@ from hpsearch.study.search import choices
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
 SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
 # Share of an unpruned study's seconds that a pruned one spends. Median: 0.60, measured by
-# scripts/bench over a 20-trial lenet study (BENCHMARKS.md); the others are not measured, so
-# no saving is assumed for them.
+# scripts/bench over a 20-trial lenet study judged from epoch 1 (BENCHMARKS.md); the others are
+# not measured, so no saving is assumed for them.
 PRUNED_SHARE = {"median": 0.60}
 SUBSETS = (None, 20_000, 10_000, 5_000, 2_000)  # None: the whole training split
 EPOCH_CAPS = (None, 10, 6, 3, 1)  # None: the space's own
@@ -111,6 +111,7 @@ class Plan:
     mean_trial: float
     pruned_share: float  # of the unpruned seconds a pruned study spends (1: no saving)
     pruner: str
+    warmup_epochs: int = 0  # epochs the pruner leaves alone
 
     def trials_in(self, seconds: float) -> int:
         """How many trials of the mean cost, pruned, fit into SECONDS."""
@@ -122,13 +123,26 @@ class Plan:
         return self.trials * self.mean_trial * (self.pruned_share if pruned else 1.0)
 
 
+def pruned_share(pruner: str, epochs: tuple[int, int], warmup_epochs: int) -> float:
+    """The share of its unpruned seconds a study with PRUNER spends, trials of EPOCHS (fewest,
+    most) epochs. The measured saving was judged from epoch 1, where a pruned trial can stop
+    after 1 of its E epochs; a warm-up of W epochs keeps every trial for W + 1, so the saving
+    shrinks to the epochs still cut, (E - 1 - W) / (E - 1) of it at the mean E (a model, not a
+    measurement). The last epoch is never pruned, so one-epoch trials save nothing."""
+    measured = PRUNED_SHARE.get(pruner)
+    mean_epochs = sum(epochs) / 2
+    if measured is None or mean_epochs <= 1:
+        return 1.0
+    cut = max(0.0, (mean_epochs - 1 - warmup_epochs) / (mean_epochs - 1))
+    return 1.0 - (1.0 - measured) * cut
+
+
 def make_plan(space: spaces.Space, cost: costs.StepCost, fid: Fidelity, trials: int | None,
-              pruner: str) -> Plan:
+              pruner: str, warmup_epochs: int = 0) -> Plan:
     secs = trial_seconds(space, cost, fid)
-    # The last epoch is never pruned, so one-epoch trials save nothing.
-    share = PRUNED_SHARE.get(pruner, 1.0) if fid.epochs[1] > 1 else 1.0
     return Plan(trials, fid, (secs[0], statistics.median(secs), secs[-1]),
-                statistics.fmean(secs), share, pruner)
+                statistics.fmean(secs), pruned_share(pruner, fid.epochs, warmup_epochs),
+                pruner, warmup_epochs)
 
 
 def plan_lines(plan: Plan, device: str, precision: str) -> list[str]:
@@ -142,8 +156,10 @@ def plan_lines(plan: Plan, device: str, precision: str) -> list[str]:
         line = f"  in all: ~{fmt_seconds(total)} unpruned"
         if plan.pruned_share < 1:
             saving = round(100 * (1 - plan.pruned_share))
+            how = (f"the measured {round(100 * (1 - PRUNED_SHARE[plan.pruner]))}% less its "
+                   f"{plan.warmup_epochs}-epoch warm-up" if plan.warmup_epochs else "as measured")
             line += (f", ~{fmt_seconds(plan.total(pruned=True))} with the {plan.pruner} pruner "
-                     f"(saves ~{saving}%, as measured)")
+                     f"(saves ~{saving}%, {how})")
         lines.append(line)
     return lines
 
@@ -203,8 +219,9 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
     for cand in candidates(opts, space_of(opts).network):
         space = space_of(cand)
         fid = fidelity_of(space, cand)
-        plan = make_plan(space, cost_at(fid.size), fid, want,
-                         choices(opts, space).pruner)
+        search = choices(opts, space)
+        plan = make_plan(space, cost_at(fid.size), fid, want, search.pruner,
+                         search.warmup_epochs)
         extra = confirm_seconds(opts, plan)
         priced.append((plan.total(pruned=True) + extra, plan.per_trial[0] + extra,
                        training_work(space.network, fid), cand))
