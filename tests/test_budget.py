@@ -21,6 +21,7 @@ from hpsearch.study import budget as budgets
 from hpsearch.study.budget import calibration, deadline, spent_seconds
 from hpsearch.study.loop import Limits, run_trials
 from hpsearch.study.options import parse
+from hpsearch.study.search import choices
 from hpsearch.study.resume import baseline_params, load_space, with_precision
 from hpsearch.train import EpochRecord, RunResult
 
@@ -75,13 +76,16 @@ def lenet_space(**over):
     return opts, with_precision(load_space(opts), "float32")
 
 
+MEDIAN = spaces.SearchDefaults(pruner="median")  # judged from epoch 1
+
+
 def cost_of(step=0.01, evals=1e-5):
     return costs.StepCost("lenet", 28, "float32", "cpu", (64, 128), (step, 2 * step), evals, 0.1)
 
 
 def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     opts, space = lenet_space()
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, "median")
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, MEDIAN)
     lines = plans.plan_lines(plan, "cpu", "float32")
     assert lines[0] == ("plan: 40 trials on cpu (float32): 50,000 train / 10,000 val images at "
                         "28x28, 5-20 epochs")
@@ -91,7 +95,7 @@ def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     assert plan.total(pruned=True) == pytest.approx(0.6 * plan.total(pruned=False))
     assert "with the median pruner (saves ~40%" in lines[2]
     expensive = plans.make_plan(space, cost_of(step=0.05), plans.fidelity_of(space, opts), 40,
-                                "median")
+                                MEDIAN)
     hint = plans.hour_options(expensive, "lenet")
     assert hint and "--budget 1h" in hint[0] and "--train-subset" in hint[0]
     assert plans.hour_options(plan, "lenet") == []
@@ -105,7 +109,8 @@ def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts
     assert plans.pruned_share("median", (1, 1), 0) == 1.0
     assert plans.pruned_share("hyperband", (5, 20), 0) == 1.0  # not measured: no saving
     opts, space = lenet_space()
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, "median", 2)
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40,
+                            spaces.SearchDefaults(pruner="median", warmup_epochs=2))
     assert plan.total(pruned=True) > 0.6 * plan.total(pruned=False)
     assert "the measured 40% less its 2-epoch warm-up" in plans.plan_lines(plan, "cpu",
                                                                           "float32")[2]
@@ -120,7 +125,7 @@ def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     def total(o):
         space = space_of(o)
         return plans.make_plan(space, cost_of(), plans.fidelity_of(space, o), 20,
-                               "median").total(pruned=True)
+                               choices(o, space)).total(pruned=True)
 
     def work(o):
         return plans.training_work("lenet", plans.fidelity_of(space_of(o), o))
@@ -141,7 +146,7 @@ def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
     opts, space = lenet_space()
     one = dataclasses.replace(opts, max_epochs=1)
     capped = with_precision(load_space(one), "float32")
-    plan = plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20, "median")
+    plan = plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20, MEDIAN)
     assert plan.fidelity.epochs == (1, 1) and plan.pruned_share == 1.0
 
     def space_of(o):
@@ -150,7 +155,7 @@ def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
     # Unpruned, a budget that just holds one epoch on all the data, which is more training
     # work than any longer cap that fits: a longer cap on less data is still chosen.
     budget = 1.01 * plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20,
-                                    "none").total(pruned=True)
+                                    spaces.SearchDefaults(pruner="none")).total(pruned=True)
     chosen = plans.choose_fidelity(parse(["lenet", "--budget", "1h", "--pruner", "none"]),
                                    space_of, lambda size: cost_of(), budget)
     fid = plans.fidelity_of(space_of(chosen), chosen)
@@ -217,7 +222,7 @@ def test_predictions_are_calibrated_by_the_studys_own_trials(tmp_path):
         add_trained(study, 1, 100.0)  # 10x: clamped
     assert calibration(study, model) == budgets.CALIBRATION_RANGE[1]
     opts, space = lenet_space(argv=["--train-subset", "1000", "--val-size", "1000"])
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 5, "median")
+    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 5, MEDIAN)
     prepared = budgets.Prepared(opts, space, cost_of(), plan)
     cfg = TrainConfig(model="lenet", epochs=3, batch_size=128)
     uncalibrated = budgets.predictor(prepared)

@@ -195,7 +195,7 @@ def test_study_note_says_what_it_searches_and_keeps_a_users_edit():
     notes.add_study_note(study, space)
     note = optuna_dashboard.get_note(study)
     assert "**lenet** on Fashion-MNIST from `lenet.toml`: maximise validation accuracy" in note
-    assert "- `lr_adam` (sets lr): 0.0003 to 0.01 (log scale), only with adam" in note
+    assert "- `lr_adam` (sets lr): 0.001 to 0.01 (log scale), only with adam" in note
     assert "- `epochs`: 2" in note
     optuna_dashboard.save_note(study, "my own words")
     notes.add_study_note(study, space)

@@ -22,7 +22,7 @@ from hpsearch.study.search import choices, make_pruner
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
 
 
-SHIPPED_LENET_SEARCH = {"sampler": "tpe", "pruner": "median", "warmup_epochs": 0}
+SHIPPED_LENET_SEARCH = {"sampler": "tpe", "pruner": "median", "warmup_epochs": 1}
 
 
 def states(url: str, name: str) -> list[str]:

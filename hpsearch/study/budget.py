@@ -109,9 +109,8 @@ def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, preci
     space = with_precision(space, precision)
     cost = cost_model(space, device, study)
     fid = plans.fidelity_of(space, opts)
-    search = choices(opts, space)
-    return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials, search.pruner,
-                                                       search.warmup_epochs))
+    return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials,
+                                                       choices(opts, space)))
 
 
 def spent_seconds(study: optuna.Study) -> float:

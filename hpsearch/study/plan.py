@@ -138,11 +138,13 @@ def pruned_share(pruner: str, epochs: tuple[int, int], warmup_epochs: int) -> fl
 
 
 def make_plan(space: spaces.Space, cost: costs.StepCost, fid: Fidelity, trials: int | None,
-              pruner: str, warmup_epochs: int = 0) -> Plan:
+              search: spaces.SearchDefaults) -> Plan:
+    """TRIALS of SPACE at FID, priced by COST, with SEARCH's pruner and warm-up (choices)."""
     secs = trial_seconds(space, cost, fid)
     return Plan(trials, fid, (secs[0], statistics.median(secs), secs[-1]),
-                statistics.fmean(secs), pruned_share(pruner, fid.epochs, warmup_epochs),
-                pruner, warmup_epochs)
+                statistics.fmean(secs),
+                pruned_share(search.pruner, fid.epochs, search.warmup_epochs),
+                search.pruner, search.warmup_epochs)
 
 
 def plan_lines(plan: Plan, device: str, precision: str) -> list[str]:
@@ -219,9 +221,7 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
     for cand in candidates(opts, space_of(opts).network):
         space = space_of(cand)
         fid = fidelity_of(space, cand)
-        search = choices(opts, space)
-        plan = make_plan(space, cost_at(fid.size), fid, want, search.pruner,
-                         search.warmup_epochs)
+        plan = make_plan(space, cost_at(fid.size), fid, want, choices(opts, space))
         extra = confirm_seconds(opts, plan)
         priced.append((plan.total(pruned=True) + extra, plan.per_trial[0] + extra,
                        training_work(space.network, fid), cand))
