@@ -459,6 +459,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", action="append", metavar="NAME",
                    help="with --search: only this configuration, by its name in the table "
                         "(repeat for more; the first is the one gains are paired against)")
+    p.add_argument("--space", type=Path, metavar="FILE",
+                   help="with --search: every study searches this space file instead of "
+                        "studies/NETWORK.toml (an earlier version, say, to pair against)")
     p.add_argument("--ray-check", action="store_true",
                    help="instead of timing: a 12-trial lenet study by two worker processes "
                         "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
@@ -486,8 +489,10 @@ def search_plan(args: argparse.Namespace) -> list[tuple]:
     else:
         fids = bench_search.TINY if args.tiny else bench_search.FULL
         fids = tuple(f for f in fids if not args.networks or f.network in args.networks.split(","))
-    return [(f, bench_search.pick(bench_search.TINY_CONFIGS if args.tiny
-                                  else bench_search.configs(f.network), args.config))
+    return [(f, bench_search.with_space(
+                bench_search.pick(bench_search.TINY_CONFIGS if args.tiny
+                                  else bench_search.configs(f.network), args.config),
+                args.space, f.network))
             for f in fids]
 
 

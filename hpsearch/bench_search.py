@@ -46,12 +46,15 @@ def configs(network: str) -> dict[str, list[str]]:
     def cfg(sampler: str, pruner: str, warmup: str = "0") -> list[str]:
         return ["--sampler", sampler, "--pruner", pruner, "--warmup-epochs", warmup]
 
+    # "shipped default" alone names no flags: it runs what the space file's [search] says, so
+    # its meaning follows the shipped file (or --space's).
     return {"tpe + median": cfg("tpe", "median"),
             "random + median": cfg("random", "median"),
             "tpe + hyperband": cfg("tpe", "hyperband"),
             "gp + median": cfg("gp", "median"),
             f"tpe + median, warm-up {w}": cfg("tpe", "median", w),
-            f"tpe + epoch-median, warm-up {w}": cfg("tpe", "epoch-median", w)}
+            f"tpe + epoch-median, warm-up {w}": cfg("tpe", "epoch-median", w),
+            "shipped default": []}
 
 
 FIDELITY_FORM = "NETWORK:TRIALS:TRAIN:VAL:EPOCHS, e.g. lenet:20:20000:5000:10"
@@ -74,6 +77,21 @@ def parse_fidelity(text: str) -> Fidelity:
     if min(values) < 1:
         raise UsageError(f"--search-at numbers must be >= 1 ({FIDELITY_FORM}); got {text!r}")
     return Fidelity(network, *values)
+
+
+def with_space(named: dict[str, list[str]], space: Path | None,
+               network: str) -> dict[str, list[str]]:
+    """NAMED with every study searching SPACE (a space file for NETWORK) instead of the
+    shipped studies/NETWORK.toml; NAMED itself when SPACE is None."""
+    from hpsearch import space as spaces
+
+    if space is None:
+        return named
+    if not space.is_file():
+        raise UsageError(f"--space {space}: no such file")
+    if (found := spaces.load(space).network) != network:
+        raise UsageError(f"--space {space} searches {found}, not {network}")
+    return {name: [*flags, "--space", str(space.resolve())] for name, flags in named.items()}
 
 
 def pick(named: dict[str, list[str]], wanted: list[str] | None) -> dict[str, list[str]]:

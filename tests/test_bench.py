@@ -145,3 +145,24 @@ def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_
     assert bench_search.pick(named, None) == named
     with pytest.raises(UsageError, match="unknown search configuration.*'tpe'.*choose from"):
         bench_search.pick(named, ["tpe"])
+
+
+def test_search_space_flag_sends_every_configuration_to_that_file_or_says_what_is_wrong(tmp_path):
+    from hpsearch import bench
+    from hpsearch.errors import UsageError
+
+    older = tmp_path / "lenet-older.toml"
+    older.write_text((ROOT / "studies" / "lenet.toml").read_text())
+    args = bench.parse_args(["--search", "--search-at", "lenet:4:1000:500:2", "--space",
+                             str(older), "--config", "shipped default", "--config",
+                             "tpe + median"])
+    [(fid, named)] = bench.search_plan(args)
+    assert fid.network == "lenet"
+    assert named == {"shipped default": ["--space", str(older.resolve())],
+                     "tpe + median": ["--sampler", "tpe", "--pruner", "median",
+                                      "--warmup-epochs", "0", "--space", str(older.resolve())]}
+    for space, says in ((tmp_path / "none.toml", "no such file"),
+                        (ROOT / "studies" / "net28.toml", "searches net28, not lenet")):
+        args.space = space
+        with pytest.raises(UsageError, match=says):
+            bench.search_plan(args)
