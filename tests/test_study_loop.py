@@ -168,7 +168,9 @@ def test_a_diverged_lab_row_is_done_an_interrupted_one_is_not(tmp_path):
 def test_the_stored_setup_holds_the_space_content_and_the_precision_that_ran(tmp_path):
     lenet = ROOT / "studies" / "lenet.toml"
     edited = tmp_path / "lenet.toml"
-    edited.write_text(lenet.read_text().replace("high = 3.0", "high = 2.0"))
+    text = lenet.read_text()
+    edited.write_text(text.replace("high = 1.5", "high = 2.0", 1))  # lr_sgd's upper end
+    assert edited.read_text() != text
     opts = parse(["lenet", "--storage", "sqlite:///x.db"])
     space = with_precision(load_space(opts), "bfloat16")
     setup = study_setup(opts, space)
