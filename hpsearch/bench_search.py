@@ -87,8 +87,6 @@ def with_space(named: dict[str, list[str]], space: Path | None,
 
     if space is None:
         return named
-    if not space.is_file():
-        raise UsageError(f"--space {space}: no such file")
     if (found := spaces.load(space).network) != network:
         raise UsageError(f"--space {space} searches {found}, not {network}")
     return {name: [*flags, "--space", str(space.resolve())] for name, flags in named.items()}

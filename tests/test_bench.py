@@ -161,7 +161,7 @@ def test_search_space_flag_sends_every_configuration_to_that_file_or_says_what_i
     assert named == {"shipped default": ["--space", str(older.resolve())],
                      "tpe + median": ["--sampler", "tpe", "--pruner", "median",
                                       "--warmup-epochs", "0", "--space", str(older.resolve())]}
-    for space, says in ((tmp_path / "none.toml", "no such file"),
+    for space, says in ((tmp_path / "none.toml", "none.toml: no such search-space file"),
                         (ROOT / "studies" / "net28.toml", "searches net28, not lenet")):
         args.space = space
         with pytest.raises(UsageError, match=says):
