@@ -3,7 +3,8 @@ study seeds at one fixed, stated fidelity. Each run is a real study through the 
 on a fresh SQLite file, then an export (the best configuration retrained at the same fidelity
 and evaluated once on the test images). Per run: the anytime curve (best val accuracy of a
 completed trial against seconds since the study's first trial, and against trials), trials
-at chance, late prunes (after more than half their epochs), epochs trained, test accuracy.
+at chance, late prunes (after more than half their epochs), costly prunes (after more than 70%
+of their epochs, within 0.01 of the best so far), epochs trained, test accuracy.
 Per configuration: mean and spread over the seeds, including the area under the anytime
 curve (best val accuracy averaged over a common horizon), and a plot with one band each."""
 
@@ -33,9 +34,15 @@ class Fidelity:
 
 
 # Epochs the pruner leaves alone in the warm-up configurations: LeNet's sigmoids sit near chance
-# for their first epochs even at good settings (SGD at the lab's lr 0.9, Adam at small lr);
-# net28's ReLUs say much after one epoch, so it is spared one only.
-WARMUP = {"lenet": 2, "net28": 1}
+# for their first epoch even at good settings (plain SGD at lr 0.8-1.2 and batch 256: 9 runs of
+# 9 at 0.100 after epoch 1, most above it after epoch 2; BENCHMARKS.md, session 7), which is
+# the warm-up its space file ships; net28's ReLUs say much after one epoch.
+WARMUP = {"lenet": 1, "net28": 1}
+
+# A costly prune: pruned after more than this share of its epochs, within COSTLY_GAP of the
+# best val accuracy completed before it (most of its cost spent, and it was nearly the best).
+COSTLY_SHARE = 0.7
+COSTLY_GAP = 0.01
 
 
 def configs(network: str) -> dict[str, list[str]]:
@@ -139,6 +146,8 @@ def run_figures(trials) -> dict:
     """The anytime curve and the counts of one study's trials."""
     from optuna.trial import TrialState
 
+    from hpsearch.study.pruners import epoch_budget
+
     done = sorted((t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)),
                   key=lambda t: t.datetime_complete)
     start = min(t.datetime_start for t in done)
@@ -152,10 +161,31 @@ def run_figures(trials) -> dict:
             "chance_trials": sum(at_chance(t.user_attrs.get("best_val_acc", CHANCE))
                                  for t in done),
             "late_prunes": sum(t.state == TrialState.PRUNED and
-                               t.user_attrs.get("epochs_run", 0) > t.params.get("epochs", 0) / 2
+                               t.user_attrs.get("epochs_run", 0) > (epoch_budget(t) or 0) / 2
                                for t in done),
+            "costly_prunes": costly_prunes(done),
             "epochs_trained": sum(t.user_attrs.get("epochs_run", 0) for t in done),
             "seconds": curve[-1]["seconds"] if curve else 0.0}
+
+
+def costly_prunes(done) -> int:
+    """Trials of DONE (completed and pruned, in the order they ended) pruned after more than
+    COSTLY_SHARE of their epochs with a best val accuracy within COSTLY_GAP of the best
+    completed trial before them."""
+    from optuna.trial import TrialState
+
+    from hpsearch.study.pruners import epoch_budget
+
+    count, best = 0, None
+    for t in done:
+        if t.state == TrialState.COMPLETE:
+            best = t.value if best is None else max(best, t.value)
+            continue
+        budget, reached = epoch_budget(t), max(t.intermediate_values.values(), default=None)
+        count += (best is not None and budget is not None and reached is not None
+                  and len(t.intermediate_values) > COSTLY_SHARE * budget
+                  and reached >= best - COSTLY_GAP)
+    return count
 
 
 def best_at(curve: list[dict], seconds: float) -> float:
@@ -190,7 +220,8 @@ def compare(fid: Fidelity, seeds: int, say, configs: dict) -> dict:
             r = run_once(fid, flags, seed, say)
             say(f"  {name}, seed {seed}: best val {r['best_val']:.4f}, test "
                 f"{r['test_accuracy']:.4f}, {r['chance_trials']} at chance, "
-                f"{r['late_prunes']} late prunes, {r['epochs_trained']} epochs, "
+                f"{r['late_prunes']} late prunes ({r['costly_prunes']} costly), "
+                f"{r['epochs_trained']} epochs, "
                 f"{r['seconds']:.0f} s")
             runs[name].append(r)
     return {**asdict(fid), "seeds": seeds, **summarise(runs)}
@@ -212,7 +243,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
             r["auc_gain"] = r["auc"] - ref["auc"]
         summary[name] = {key: spread([r[key] for r in rs]) for key in
                          ("auc", "auc_gain", "best_val", "test_accuracy", "chance_trials",
-                          "late_prunes", "epochs_trained", "seconds")}
+                          "late_prunes", "costly_prunes", "epochs_trained", "seconds")}
     return {"horizon_s": horizon, "runs": runs, "summary": summary}
 
 
@@ -223,13 +254,14 @@ def table(results: list[dict]) -> str:
                   f"{res['val_size']:,} val images, <= {res['max_epochs']} epochs, "
                   f"{res['seeds']} study seeds; mean ± sd", "",
                   "| configuration | area under anytime curve | gain, paired by seed | "
-                  "best val | test acc | chance trials | late prunes | epochs trained | "
-                  "seconds |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "best val | test acc | chance trials | late prunes | costly prunes | "
+                  "epochs trained | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, s in res["summary"].items():
             cells = [fmt(s[k], d) for k, d in (("auc", 4), ("auc_gain", 4), ("best_val", 4),
                                                ("test_accuracy", 4), ("chance_trials", 1),
-                                               ("late_prunes", 1), ("epochs_trained", 0),
+                                               ("late_prunes", 1), ("costly_prunes", 1),
+                                               ("epochs_trained", 0),
                                                ("seconds", 0))]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")

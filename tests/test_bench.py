@@ -103,14 +103,15 @@ def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
         assert [r["seed"] for r in runs] == [0, 1]
         for r in runs:
             assert {"command", "curve", "best_val", "trials", "chance_trials", "late_prunes",
-                    "epochs_trained", "seconds", "test_accuracy", "auc", "auc_gain"} <= r.keys()
+                    "costly_prunes", "epochs_trained", "seconds", "test_accuracy", "auc", "auc_gain"} <= r.keys()
             assert r["trials"] == 3 and len(r["curve"]) == 3
             assert [c["trials"] for c in r["curve"]] == [1, 2, 3]
             bests = [c["best_val"] for c in r["curve"]]
             assert bests == sorted(bests) and bests[-1] == r["best_val"]  # best so far
             assert 0.1 <= r["auc"] <= r["best_val"] and 0 <= r["test_accuracy"] <= 1
             assert r["auc_gain"] == 0.0  # the first configuration is the reference
-        for key in ("auc", "best_val", "test_accuracy", "chance_trials", "late_prunes"):
+        for key in ("auc", "best_val", "test_accuracy", "chance_trials", "late_prunes",
+                    "costly_prunes"):
             s = res["summary"][name][key]
             assert s["mean"] == sum(r[key] for r in runs) / 2 and s["sd"] >= 0
     assert (tmp_path / "bench.png").stat().st_size > 10_000
@@ -127,6 +128,30 @@ def test_the_area_under_the_anytime_curve_rewards_finding_early():
     assert abs(bench_search.area(early, 100.0) - (0.1 * 0.1 + 0.9 * 0.9)) < 0.01
 
 
+def test_a_costly_prune_is_late_in_its_own_epochs_and_near_the_best_completed_before_it():
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from hpsearch import bench_search
+
+    def trial(state, epochs, curve):
+        return create_trial(state=state, params={"epochs": epochs},
+                            distributions={"epochs": IntDistribution(1, 20)},
+                            value=curve[-1] if state == TrialState.COMPLETE else None,
+                            intermediate_values=dict(enumerate(curve, start=1)))
+
+    done, pruned = TrialState.COMPLETE, TrialState.PRUNED
+    first = trial(done, 10, [0.5] * 9 + [0.90])
+    costly = trial(pruned, 10, [0.5] * 7 + [0.895])     # 8 of 10 epochs, 0.005 below 0.90
+    early = trial(pruned, 10, [0.5] * 6 + [0.895])      # 7 of 10: not more than 70%
+    far = trial(pruned, 10, [0.5] * 7 + [0.88])         # 0.02 below the best
+    assert bench_search.costly_prunes([first, costly, early, far]) == 1
+    # Judged against what had completed before it: nothing, so no prune is costly yet.
+    assert bench_search.costly_prunes([costly, first]) == 0
+    # Its own epochs count, not the longest trial's: 4 of 5 is past 70%.
+    assert bench_search.costly_prunes([first, trial(pruned, 5, [0.5] * 3 + [0.9])]) == 1
+
+
 def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_allowed():
     from hpsearch import bench_search
     from hpsearch.errors import UsageError
@@ -140,8 +165,8 @@ def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_
         with pytest.raises(UsageError, match=says):
             bench_search.parse_fidelity(bad)
     named = bench_search.configs("lenet")
-    picked = bench_search.pick(named, ["tpe + epoch-median, warm-up 2", "tpe + median"])
-    assert list(picked) == ["tpe + epoch-median, warm-up 2", "tpe + median"]
+    picked = bench_search.pick(named, ["tpe + epoch-median, warm-up 1", "tpe + median"])
+    assert list(picked) == ["tpe + epoch-median, warm-up 1", "tpe + median"]
     assert bench_search.pick(named, None) == named
     with pytest.raises(UsageError, match="unknown search configuration.*'tpe'.*choose from"):
         bench_search.pick(named, ["tpe"])
