@@ -103,7 +103,8 @@ def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
         assert [r["seed"] for r in runs] == [0, 1]
         for r in runs:
             assert {"command", "curve", "best_val", "trials", "chance_trials", "late_prunes",
-                    "costly_prunes", "epochs_trained", "seconds", "test_accuracy", "auc", "auc_gain"} <= r.keys()
+                    "costly_prunes", "epochs_trained", "seconds", "test_accuracy", "auc",
+                    "auc_gain"} <= r.keys()
             assert r["trials"] == 3 and len(r["curve"]) == 3
             assert [c["trials"] for c in r["curve"]] == [1, 2, 3]
             bests = [c["best_val"] for c in r["curve"]]
