@@ -89,8 +89,9 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
                stop: Callable[[], bool]) -> bool:
     """Run trials until LIMITS or STOP; return True when STOP ended it.
 
-    With a total, the worker takes CLAIM, counts, and starts a trial only if there is room;
-    CLAIM is let go once that trial is RUNNING in the storage, where the next count sees it,
+    The worker takes CLAIM before each start and lets it go once that trial is RUNNING in the
+    storage; with a total it also counts, and starts a trial only if there is room, which the
+    next count sees,
     so a group of workers lands on the total instead of overshooting by the trials in flight
     (as MaxTrialsCallback alone would). While the rest of the total runs elsewhere it waits: a
     dead worker's trial goes stale, Optuna fails it and queues a retry, which a live worker runs.
@@ -113,8 +114,11 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
         if budget_spent(limits, skipped):
             break
         try:
+            # Every start holds CLAIM until its trial is RUNNING: on SQLite two workers could
+            # otherwise both take the same queued (WAITING) trial, such as the baseline, and
+            # the second could not tell it ("Cannot tell a COMPLETE trial").
+            claim.acquire()
             if limits.total is not None:
-                claim.acquire()
                 room = room_for_a_trial(study, limits.total)
                 if room is False:
                     break
