@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup
+.PHONY: run test test-fast setup
 setup:
 	scripts/setup
 
@@ -11,6 +11,15 @@ run:
 	scripts/setup
 	scripts/main-job
 
+# Two pytest workers share the 2 cores: many tests wait on other processes (workers, Ray,
+# heartbeats, a browser), and the Ray tests keep to one worker (xdist_group).
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+
 test:
 	scripts/setup --test
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PYTEST) tests
+
+# The suite without the tests marked slow (servers, browsers, clusters, many processes).
+test-fast:
+	scripts/setup --test
+	$(PYTEST) -m "not slow" tests

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import gzip
 import hashlib
+import io
 import os
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two pytest workers share the cores (make test): one torch thread each, in this process
+    # and in the commands its tests start, rather than each oversubscribing every core.
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def idx_bytes(kind: str, n: int, seed: int = 0, size: int = 28) -> bytes:
@@ -47,7 +60,7 @@ def write_idx_set(folder: Path, n_train: int = 200, n_test: int = 50, packed: bo
 @pytest.fixture(scope="session")
 def arrays():
     """The real Fashion-MNIST, loaded once per test session."""
-    from hpsearch import data
+    from hpsearch.engine import data
 
     return data.load()
 
@@ -55,15 +68,112 @@ def arrays():
 @pytest.fixture(scope="session")
 def small_splits(arrays):
     """3,000 real training images and 1,000 validation images on the CPU."""
-    from hpsearch import data
+    from hpsearch.engine import data
 
     return data.make_splits(arrays, torch.device("cpu"), seed=0, train_subset=3000,
                             val_subset=1000)
 
 
+@dataclass
+class Ran:
+    """What a command did: as subprocess.CompletedProcess names it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m ARGS...` with this interpreter; output captured as text."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+            timeout: float = 600, process: bool = False):
+    """`python -m ARGS...` (ARGS[0] an hpsearch command module, e.g. hpsearch.study): in this
+    process, output captured, unless PROCESS asks for a new interpreter (a test about the
+    process itself: signals, terminals, imports, Ray). In-process saves each call the 3-5 s a
+    new interpreter spends importing torch and Optuna; what the command changes in this
+    process (environment, folder, signal handlers, torch threads, gc freeze) is put back."""
+    name = args[0].removeprefix("hpsearch.")
+    from hpsearch.cli import COMMANDS
+
+    if process or name not in COMMANDS:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    return in_process(name, list(args[1:]), cwd or ROOT, env or {})
+
+
+def in_process(name: str, argv: list[str], cwd: Path, env: dict) -> Ran:
+    from hpsearch.cli import run_command
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threads = torch.get_num_threads()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = run_command(name, argv, f"python -m hpsearch.{name}")
+            except SystemExit as exit_:  # argparse's usage errors and --help
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        torch.set_num_threads(threads)
+        gc.unfreeze()
+        gc.collect()  # the command's storages and their connections (PostgreSQL holds 100)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+PG_URL = os.environ.get("HPSEARCH_TEST_POSTGRES",
+                        "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_answers() -> str | None:
+    import sqlalchemy
+    try:
+        with sqlalchemy.create_engine(PG_URL).connect() as conn:
+            conn.execute(sqlalchemy.text("select 1"))
+    except Exception as err:
+        return f"{type(err).__name__}: {str(err).splitlines()[0]}"
+    return None
+
+
+@functools.cache
+def storage_at(url: str):
+    """One storage (one connection pool) per URL for the whole test process: a test that polls
+    a study with a new storage each time would open a connection each time, and PostgreSQL
+    refuses clients beyond its 100."""
+    import optuna
+
+    return optuna.storages.RDBStorage(url)
+
+
+@pytest.fixture
+def pg_study():
+    """A fresh study name on the PostgreSQL server; the study is deleted afterwards."""
+    problem = _postgres_answers()
+    if problem:
+        if os.environ.get("HPSEARCH_CI"):
+            pytest.fail(f"PostgreSQL at {PG_URL} does not answer under CI: {problem}")
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({problem}); set HPSEARCH_TEST_POSTGRES")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        import optuna
+
+        optuna.delete_study(study_name=name, storage=PG_URL)
+    except KeyError:
+        pass
+
+
+def refused(capsys, argv: list[str]) -> str:
+    """The one error line argparse prints for ARGV (it exits 2)."""
+    with pytest.raises(SystemExit) as err:
+        from hpsearch.cli.study import parse
+
+        parse(argv)
+    assert err.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]

@@ -10,9 +10,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from conftest import ROOT
-from hpsearch import artifacts, data, notes, space as spaces
-from hpsearch.objective import Objective
-from hpsearch.storage import open_storage
+from hpsearch.study import artifacts
+from hpsearch.engine import data
+from hpsearch.study import notes
+from hpsearch.study import space as spaces
+from hpsearch.study.objective import Objective
+from hpsearch.study.storage import open_storage
 
 LENET_DISTRIBUTIONS = {
     "optimizer": CategoricalDistribution(["sgd", "momentum", "adam"]),
@@ -106,7 +109,7 @@ def lenet_study(url: str, name: str, n_complete: int) -> optuna.Study:
 def lab_study(url: str, network: str = "alexnet") -> optuna.Study:
     """lab-NETWORK with every row of studies/lab-NETWORK.toml, added in reverse order (the
     table must restore the lab's); the lr=0.5 row diverged."""
-    space = spaces.load(ROOT / "studies" / f"lab-{network}.toml")
+    space = spaces.load(ROOT / "hpsearch" / "studies" / f"lab-{network}.toml")
     study = new_study(url, f"lab-{network}", network)
     dists = {p.name: p.distribution for p in space.params}
     rows = list(enumerate(zip(space.lab_rows, space.lab_labels)))
@@ -128,7 +131,7 @@ def trained_study(url: str, name: str, arrays) -> optuna.Study:
     uploading its learning curve to the artifact folder of URL, with the study's dashboard note."""
     splits = data.make_splits(arrays, torch.device("cpu"), seed=0, train_subset=1000,
                               val_subset=500)
-    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 1)
+    space = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml"), 1)
     study = optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize")
     study.set_user_attr("setup", {"network": "lenet", "space": "lenet.toml", "max_epochs": 1})
     notes.add_study_note(study, space)

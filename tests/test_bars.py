@@ -11,10 +11,11 @@ import sys
 import termios
 
 import optuna
+import pytest
 
 from conftest import ROOT, run_cli
-from hpsearch.config import TrainConfig
-from hpsearch.study import bars
+from hpsearch.engine.config import TrainConfig
+from hpsearch.cli import bars
 
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2",
          "--pruner", "none"]
@@ -42,6 +43,7 @@ def run_on_a_terminal(*args: str) -> tuple[int, str]:
     return proc.wait(timeout=600), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_study_bar_and_a_trial_bar(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     code, out = run_on_a_terminal("lenet", "--trials", "3", "--storage", url, *SMALL)
@@ -56,6 +58,7 @@ def test_a_terminal_gets_a_study_bar_and_a_trial_bar(tmp_path):
     assert len(optuna.load_study(study_name="lenet", storage=url).trials) == 3
 
 
+@pytest.mark.slow
 def test_a_pipe_and_quiet_get_plain_lines(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url, *SMALL)

@@ -29,6 +29,7 @@ def run_bench(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     return p, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_tiny_bench_writes_every_field(tmp_path):
     p, doc = run_bench(tmp_path, "--tiny")
 
@@ -60,6 +61,7 @@ def test_tiny_bench_writes_every_field(tmp_path):
         assert f"| {name} |" in p.stdout
 
 
+@pytest.mark.slow
 def test_tiny_precision_check_compares_both_precisions(tmp_path):
     p, doc = run_bench(tmp_path, "--tiny", "--precision-check", "--networks", "lenet")
     assert [c["network"] for c in doc["precision_check"]] == ["lenet", "lenet"]  # sgd, adam
@@ -71,6 +73,7 @@ def test_tiny_precision_check_compares_both_precisions(tmp_path):
     assert p.stdout.count("| lenet |") == 2
 
 
+@pytest.mark.slow
 def test_unknown_network_is_refused(tmp_path):
     p = subprocess.run([str(ROOT / "scripts" / "bench"), "--networks", "lenet,resnet50"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -79,6 +82,7 @@ def test_unknown_network_is_refused(tmp_path):
     assert "unknown network(s) resnet50" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_tiny_cost_check_compares_predicted_and_measured_seconds(tmp_path):
     p, doc = run_bench(tmp_path, "--tiny", "--cost-check")
     (study,) = doc["cost_check"]
@@ -93,6 +97,7 @@ def test_tiny_cost_check_compares_predicted_and_measured_seconds(tmp_path):
     assert "| lenet 3 trials" in p.stdout
 
 
+@pytest.mark.slow
 def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
     p, doc = run_bench(tmp_path, "--tiny", "--search", "--seeds", "2")
     (res,) = doc["search"]
@@ -120,7 +125,7 @@ def test_tiny_search_bench_writes_every_field_and_a_plot(tmp_path):
 
 
 def test_the_area_under_the_anytime_curve_rewards_finding_early():
-    from hpsearch import bench_search
+    from benchmarks import search as bench_search
 
     early = [{"seconds": 10.0, "trials": 1, "best_val": 0.9}]
     late = [{"seconds": 90.0, "trials": 1, "best_val": 0.9}]
@@ -133,7 +138,7 @@ def test_a_costly_prune_is_late_in_its_own_epochs_and_near_the_best_completed_be
     from optuna.distributions import IntDistribution
     from optuna.trial import TrialState, create_trial
 
-    from hpsearch import bench_search
+    from benchmarks import search as bench_search
 
     def trial(state, epochs, curve):
         return create_trial(state=state, params={"epochs": epochs},
@@ -154,7 +159,7 @@ def test_a_costly_prune_is_late_in_its_own_epochs_and_near_the_best_completed_be
 
 
 def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_allowed():
-    from hpsearch import bench_search
+    from benchmarks import search as bench_search
     from hpsearch.errors import UsageError
 
     assert bench_search.parse_fidelity("lenet:20:20000:5000:10") == bench_search.Fidelity(
@@ -174,11 +179,11 @@ def test_search_at_and_config_pick_a_fidelity_and_configurations_or_say_what_is_
 
 
 def test_search_space_flag_sends_every_configuration_to_that_file_or_says_what_is_wrong(tmp_path):
-    from hpsearch import bench
+    from benchmarks import engine as bench
     from hpsearch.errors import UsageError
 
     older = tmp_path / "lenet-older.toml"
-    older.write_text((ROOT / "studies" / "lenet.toml").read_text())
+    older.write_text((ROOT / "hpsearch" / "studies" / "lenet.toml").read_text())
     args = bench.parse_args(["--search", "--search-at", "lenet:4:1000:500:2", "--space",
                              str(older), "--config", "shipped default", "--config",
                              "tpe + median"])
@@ -188,7 +193,7 @@ def test_search_space_flag_sends_every_configuration_to_that_file_or_says_what_i
                      "tpe + median": ["--sampler", "tpe", "--pruner", "median",
                                       "--warmup-epochs", "0", "--space", str(older.resolve())]}
     for space, says in ((tmp_path / "none.toml", "none.toml: no such search-space file"),
-                        (ROOT / "studies" / "net28.toml", "searches net28, not lenet")):
+                        (ROOT / "hpsearch" / "studies" / "net28.toml", "searches net28, not lenet")):
         args.space = space
         with pytest.raises(UsageError, match=says):
             bench.search_plan(args)

@@ -16,13 +16,15 @@ import pytest
 
 import study_builders as build
 from conftest import ROOT
-from hpsearch import report
+from hpsearch.results import report
 from hpsearch.study.output import quiet_optuna
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 STUDY = "browser-lenet"
+
+pytestmark = pytest.mark.slow  # a real browser against real servers
 
 
 def missing(reason: str):

@@ -12,18 +12,20 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from conftest import ROOT, run_cli
-from hpsearch import cost as costs, space as spaces, storage as stores
-from hpsearch.config import TrainConfig
+from hpsearch.engine import cost as costs
+from hpsearch.study import space as spaces
+from hpsearch.study import storage as stores
+from hpsearch.engine.config import TrainConfig
 from hpsearch.errors import UsageError
-from hpsearch.objective import Objective
+from hpsearch.study.objective import Objective
 from hpsearch.study import plan as plans
 from hpsearch.study import budget as budgets
 from hpsearch.study.budget import calibration, deadline, spent_seconds
 from hpsearch.study.loop import Limits, run_trials
-from hpsearch.study.options import parse
+from hpsearch.cli.study import parse
 from hpsearch.study.search import choices
 from hpsearch.study.resume import baseline_params, load_space, with_precision
-from hpsearch.train import EpochRecord, RunResult
+from hpsearch.engine.train import EpochRecord, RunResult
 
 CPU = torch.device("cpu")
 
@@ -116,6 +118,7 @@ def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts
                                                                           "float32")[2]
 
 
+@pytest.mark.slow
 def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     opts, _ = lenet_space()
 
@@ -255,7 +258,7 @@ def test_no_trial_starts_when_the_quickest_cannot_end_in_time(tmp_path):
 
 def objective_with(space, splits, deadline, predict, monkeypatch, epoch_seconds):
     """An Objective whose train() reports epochs of EPOCH_SECONDS (faked) through on_epoch."""
-    from hpsearch import objective as objectives
+    from hpsearch.study import objective as objectives
 
     def train(cfg, splits, device, on_epoch=None, **kw):
         result = RunResult(cfg)
@@ -273,24 +276,50 @@ def objective_with(space, splits, deadline, predict, monkeypatch, epoch_seconds)
     return Objective(space, splits, CPU, predict=predict, deadline=deadline)
 
 
-def test_a_trial_predicted_past_the_budget_is_skipped_and_one_about_to_overrun_stopped(
-        small_splits, monkeypatch):
+def test_a_trial_the_budget_would_not_start_is_never_stored(small_splits, monkeypatch):
+    opts, space = lenet_space(argv=["--max-epochs", "5"])
+    study = optuna.create_study(direction="maximize")
+    # A queued trial (the baseline, say) is judged by its own parameters; too long, it waits.
+    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 5})
+    asked = []
+    gate = budgets.StartGate(space, lambda cfg: asked.append(cfg) or 50.0,
+                             time.monotonic() + 10)
+    assert gate(study).startswith("budget: predicted 50 s, 10 s left")
+    assert asked[-1].optimizer == "adam" and asked[-1].batch_size == 64
+    assert [t.state for t in study.trials] == [TrialState.WAITING]
+    # Nothing queued: the sampler proposes in a copy; too long, nothing is stored at all.
+    empty = optuna.create_study(direction="maximize")
+    assert gate(empty) is not None and empty.trials == []
+    # One that fits is queued with the sampler's parameters, which the next trial runs.
+    fits = budgets.StartGate(space, lambda cfg: 1.0, time.monotonic() + 10)
+    assert fits(empty) is None
+    queued, = empty.trials
+    assert queued.state == TrialState.WAITING
+    params = queued.system_attrs["fixed_params"]
+    assert params["optimizer"] in ("sgd", "momentum", "adam")
+    assert set(params) <= {p.name for p in space.params} and len(params) >= 3
+    # The trial loop: three refusals in a row end it, and the study holds no trial of it.
+    loop_study = optuna.create_study(direction="maximize")
+    ran = []
+    refusals = []
+    stopped = run_trials(loop_study, lambda trial: ran.append(trial) or 0.5,
+                         Limits(None, None, None, time.monotonic() + 60, 0.0),
+                         grace=1, claim=stores.TrialClaim("sqlite://", "x"),
+                         report=lambda s, t: None, stop=lambda: False,
+                         gate=lambda s: "budget: too long", note=refusals.append)
+    assert stopped is False and ran == [] and loop_study.trials == []
+    assert refusals == ["not started: budget: too long"] * 3
+
+
+def test_an_epoch_that_would_overrun_the_budget_is_not_begun(small_splits, monkeypatch):
     opts, space = lenet_space(argv=["--max-epochs", "5"])
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 5})
-    study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 64, "epochs": 5})
-    skip = objective_with(space, small_splits, time.monotonic() + 10, lambda cfg: 50.0,
-                          monkeypatch, 1.0)
-    study.optimize(skip, n_trials=1)
-    skipped = study.trials[0]
-    assert skipped.state == TrialState.PRUNED and skipped.user_attrs["status"] == "skipped"
-    assert skipped.user_attrs["reason"].startswith("budget: predicted 50 s")
-    assert "epochs_run" not in skipped.user_attrs  # it never trained
     # Predicted to fit, but its epochs take 100 s each and 50 s are left: stopped after one.
     overrun = objective_with(space, small_splits, time.monotonic() + 50, lambda cfg: 1.0,
                              monkeypatch, 100.0)
     study.optimize(overrun, n_trials=1)
-    stopped = study.trials[1]
+    stopped = study.trials[0]
     assert stopped.state == TrialState.PRUNED
     assert stopped.user_attrs["reason"].startswith("budget: stopped after epoch 1")
     assert stopped.user_attrs["predicted_s"] == 1.0
@@ -298,7 +327,7 @@ def test_a_trial_predicted_past_the_budget_is_skipped_and_one_about_to_overrun_s
 
 def test_the_labs_baseline_fits_into_each_network_space():
     for network in ("lenet", "net28", "resnet", "alexnet", "vgg", "alexnet_small"):
-        space = spaces.cap_epochs(spaces.load(ROOT / "studies" / f"{network}.toml"), 4)
+        space = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / f"{network}.toml"), 4)
         params, moved = baseline_params(space)
         config = TrainConfig(model=network, **{p.field: params[p.name] for p in space.params
                                                 if p.name in params})
@@ -306,6 +335,7 @@ def test_the_labs_baseline_fits_into_each_network_space():
         assert "epochs 10 -> 4" in moved
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_leaves_the_storage_untouched(tmp_path):
     db = tmp_path / "dry.db"
     p = run_cli("hpsearch.study", "lenet", "--budget", "2m", "--dry-run", "--storage",
@@ -324,6 +354,7 @@ def test_every_bad_budget_exits_2_with_one_line(text):
     assert len(lines) == 1 and "--budget" in lines[0] and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_a_budget_too_small_for_one_trial_names_the_smallest(tmp_path):
     p = run_cli("hpsearch.study", "lenet", "--budget", "0.1s", "--dry-run")
     assert p.returncode == 2
@@ -331,6 +362,7 @@ def test_a_budget_too_small_for_one_trial_names_the_smallest(tmp_path):
     assert "give at least --budget" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_a_budgeted_study_resumed_keeps_its_fidelity_and_spends_only_the_rest(tmp_path):
     url = f"sqlite:///{tmp_path}/r.db"
     small = ["--storage", url, "--val-size", "500", "--train-subset", "1000", "--quiet"]
@@ -348,6 +380,7 @@ def test_a_budgeted_study_resumed_keeps_its_fidelity_and_spends_only_the_rest(tm
     assert optuna.load_study(study_name="lenet", storage=url).user_attrs["setup"] == chosen
 
 
+@pytest.mark.slow
 def test_study_confirm_runs_after_the_search(tmp_path):
     url = f"sqlite:///{tmp_path}/c.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--confirm", "--storage", url,

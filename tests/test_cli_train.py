@@ -5,6 +5,7 @@ import pytest
 from conftest import run_cli, write_idx_set
 
 
+@pytest.mark.slow
 def test_train_command_prints_progress_and_writes_json(tmp_path):
     out = tmp_path / "run.json"
     p = run_cli("hpsearch.train", "lenet", "--epochs", "2", "--train-subset", "2000",
@@ -21,6 +22,7 @@ def test_train_command_prints_progress_and_writes_json(tmp_path):
             "params", "device", "reason"} <= result.keys()
 
 
+@pytest.mark.slow
 def test_diverged_run_exits_zero_and_says_so(tmp_path):
     p = run_cli("hpsearch.train", "net28", "--epochs", "1", "--train-subset", "1000",
                 "--lr", "1e6", "--json", str(tmp_path / "r.json"))
@@ -30,7 +32,7 @@ def test_diverged_run_exits_zero_and_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["resnet50"], "invalid choice: 'resnet50' (choose from 'lenet'"),
+    (["resnet50"], "unknown model 'resnet50'; choose one of: lenet, alexnet"),
     (["lenet", "--optimizer", "lbfgs"], "choose from 'sgd', 'momentum'"),
     (["lenet", "--lr", "0"], "--lr must be > 0, got 0"),
     (["lenet", "--lr", "abc"], "--lr must be a float"),
@@ -59,6 +61,7 @@ def test_bad_flags_exit_2_with_one_line_saying_what_is_allowed(args, message):
     assert p.stderr.rstrip("\n").endswith(errors[0])
 
 
+@pytest.mark.slow
 def test_bad_data_dir_exit_2_names_the_file(tmp_path):
     write_idx_set(tmp_path)  # random contents: the real checksums cannot match
     p = run_cli("hpsearch.train", "lenet", "--data-dir", str(tmp_path))

@@ -9,8 +9,8 @@ import pytest
 
 import study_builders as build
 from conftest import run_cli
-from hpsearch import confirm as C
-from hpsearch.storage import open_storage
+from hpsearch.results import confirm as C
+from hpsearch.study.storage import open_storage
 
 
 class FakeRuns:
@@ -108,6 +108,7 @@ def test_bad_input_exits_2_with_one_line(study, tmp_path):
         assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+@pytest.mark.slow
 def test_confirm_trains_for_real_on_a_small_study(tmp_path, arrays):
     url = f"sqlite:///{tmp_path}/real.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url, "--train-subset",
@@ -128,6 +129,7 @@ def test_confirm_trains_for_real_on_a_small_study(tmp_path, arrays):
     assert not math.isnan(block["improvement_over_baseline"]["points"])
 
 
+@pytest.mark.slow
 def test_export_report_and_note_carry_the_confirmation(study, tmp_path):
     import json
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import idx_bytes, write_idx_set
-from hpsearch import data
-from hpsearch.data import DataError
+from hpsearch.engine import data
+from hpsearch.engine.data import DataError
 from hpsearch.errors import UsageError
 
 

@@ -4,7 +4,7 @@ import torch
 from hpsearch import models
 from hpsearch.errors import UsageError
 
-# DESIGN.md's parameter counts at each network's default input size.
+# The lab's parameter counts at each network's default input size.
 COUNTS = {"lenet": 61_706, "alexnet": 46_764_746, "vgg": 43_093_322, "resnet": 11_178_378,
           "alexnet_small": 45_406_986, "net28": 3_241_354}
 

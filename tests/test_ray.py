@@ -22,13 +22,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import ROOT, run_cli
+from conftest import PG_URL, ROOT, refused, run_cli, storage_at
 from hpsearch.errors import UsageError
-from hpsearch.study import cluster
-from hpsearch.study.cluster import Node, placement
-from hpsearch.study.options import parse
-from test_study_options import refused
-from test_workers import PG_URL, pg_study  # noqa: F401 (a fixture)
+from hpsearch.study.drivers import cluster
+from hpsearch.study.drivers.cluster import Node, placement
+from hpsearch.cli.study import parse
 
 TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--heartbeat", "1",
         "--pruner", "none"]
@@ -36,6 +34,9 @@ TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--
 # would pick up ~/.ray/auth_token, which an earlier `ray.init()` on this machine may have made).
 LOOPBACK_ENV = {cluster.RAY_LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+# On one xdist worker: the tests look for stray Ray processes a test beside them would make.
+pytestmark = pytest.mark.xdist_group("ray")
 
 
 # --- placement, on faked clusters -----------------------------------------------------------
@@ -113,6 +114,7 @@ def test_ray_options_reach_the_tasks_as_a_total():
     assert worker.sampler_seed != other.sampler_seed
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_is_one_line_and_writes_nothing(tmp_path):
     closed = free_port()
     db = tmp_path / "s.db"
@@ -176,12 +178,13 @@ def overlapping(trials) -> bool:
     return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
 
 
+@pytest.mark.slow
 def test_a_study_on_ray_lands_on_its_total_with_two_workers(ray_head, pg_study):
     p = subprocess.run(ray_study(ray_head, pg_study, "--total-trials", "6", "--quiet"), cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, **LOOPBACK_ENV})
     assert p.returncode == 0, p.stdout + p.stderr
-    trials = optuna.load_study(study_name=pg_study, storage=PG_URL).get_trials()
+    trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
     assert overlapping(finished)  # two workers ran side by side
@@ -201,6 +204,7 @@ def task_pids() -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_retried_and_the_total_still_lands(ray_head, pg_study):
     proc = subprocess.Popen(ray_study(ray_head, pg_study, "--total-trials", "6", "--quiet",
                                       "--train-subset", "3000", "--max-epochs", "3"),
@@ -210,7 +214,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_total_still_lands(ray_head
     killed = None
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
         try:
-            study = optuna.load_study(study_name=pg_study, storage=PG_URL)
+            study = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL))
             running = study.get_trials(states=(TrialState.RUNNING,))
         except KeyError:  # not created yet
             running = []
@@ -225,7 +229,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_total_still_lands(ray_head
     out, err = proc.communicate(timeout=300)
     assert killed is not None, out + err
     assert proc.returncode == 0, out + err
-    trials = optuna.load_study(study_name=pg_study, storage=PG_URL).get_trials()
+    trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
     assert trials[killed].state == TrialState.FAIL  # the killed worker's trial
@@ -243,6 +247,7 @@ def ray_pids() -> set[int]:
     return {int(pid) for pid in out.stdout.split()}
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_tasks_keeps_finished_trials_and_all_listens_on_loopback(
         ray_head, pg_study):
     proc = subprocess.Popen(ray_study(ray_head, pg_study, "--total-trials", "40", "--quiet",
@@ -253,7 +258,7 @@ def test_ctrl_c_cancels_the_tasks_keeps_finished_trials_and_all_listens_on_loopb
     ports = []
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            trials = optuna.load_study(study_name=pg_study, storage=PG_URL).get_trials()
+            trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
         except KeyError:
             trials = []
         states = [t.state for t in trials]
@@ -268,7 +273,7 @@ def test_ctrl_c_cancels_the_tasks_keeps_finished_trials_and_all_listens_on_loopb
     assert all(p.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for p in ports), ports
     assert proc.returncode == 130, out + err
     assert "interrupted:" in err and "run the same command to continue" in err
-    trials = optuna.load_study(study_name=pg_study, storage=PG_URL).get_trials()
+    trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 1 <= len(finished) < 40
     assert not [t for t in trials if t.state == TrialState.RUNNING]

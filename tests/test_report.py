@@ -11,8 +11,13 @@ from optuna.trial import TrialState, create_trial
 
 import study_builders as build
 from conftest import run_cli
-from hpsearch import artifacts, notes, report, space as spaces, table as tables
-from hpsearch.cli import run_main
+from hpsearch.study import artifacts
+from hpsearch.study import notes
+from hpsearch.results import report
+from hpsearch.study import space as spaces
+from hpsearch.results import table as tables
+from hpsearch.cli import report as report_cli
+from hpsearch.cli.common import run_main
 from hpsearch.study.output import quiet_optuna
 
 ALL_PLOTS = {"importances", "history", "intermediate", "parallel", "slices", "contour",
@@ -40,6 +45,7 @@ def local_scripts(page: str) -> bool:
     return all("/" not in src for src in re.findall(r'<script[^>]*src="([^"]+)"', page))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Some regimes")  # PED-ANOVA on few trials, as in the summary
 def test_report_with_several_completed_trials(url, tmp_path):
     study = build.lenet_study(url, "lenet", n_complete=5)
@@ -90,15 +96,16 @@ def test_report_command_with_no_completed_trial(url, tmp_path, capsys):
     assert "Best configuration: none yet (no completed trial)." in summary
     assert "0 complete, 1 pruned, 1 diverged" in summary
     # The same command in-process (a new interpreter costs seconds): a study with no trial.
-    assert report.main(["empty", "--storage", url, "--out", str(out)]) == 0
+    assert report_cli.main(["empty", "--storage", url, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "0 plots (none)" in printed and "skipped timeline: no trial has started" in printed
     assert "<script" not in (out / "index.html").read_text()
     assert not (out / "intermediate.png").exists()  # the earlier report's plot is gone
-    assert run_main(lambda: report.main(["nosuch", "--storage", url])) == 2
+    assert run_main(lambda: report_cli.main(["nosuch", "--storage", url])) == 2
     assert "studies there: empty, lenet" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_objective_report_draws_the_pareto_front(url, tmp_path):
     study = build.new_study(url, "two", directions=("maximize", "minimize"))
     for i, (kind, params, acc) in enumerate(build.SEVERAL[:5]):
@@ -147,7 +154,7 @@ def test_lab_table_keeps_the_labs_columns_and_rows(url, network, workers):
     table = tables.build(study.get_trials())
     lab = LAB_ORDER if workers else [c for c in LAB_ORDER if c != "workers"]
     assert table.columns == lab + ["val accuracy", "state", "change", "trial", "note"]
-    space = spaces.load(build.ROOT / "studies" / f"lab-{network}.toml")
+    space = spaces.load(build.ROOT / "hpsearch" / "studies" / f"lab-{network}.toml")
     assert [r["change"] for r in table.rows] == list(space.lab_labels)  # baseline first
     assert [(r["optimizer"], r["lr"], r["epochs"], r["batch size"]) for r in table.rows] == [
         (r["optimizer"], r["lr"], r["epochs"], r["batch_size"]) for r in space.lab_rows]
@@ -190,7 +197,7 @@ def test_each_trial_uploads_its_learning_curve(tmp_path, arrays):
 
 def test_study_note_says_what_it_searches_and_keeps_a_users_edit():
     import optuna_dashboard
-    space = spaces.cap_epochs(spaces.load(build.ROOT / "studies" / "lenet.toml"), 2)
+    space = spaces.cap_epochs(spaces.load(build.ROOT / "hpsearch" / "studies" / "lenet.toml"), 2)
     study = optuna.create_study(study_name="lenet", direction="maximize")
     notes.add_study_note(study, space)
     note = optuna_dashboard.get_note(study)
@@ -200,7 +207,7 @@ def test_study_note_says_what_it_searches_and_keeps_a_users_edit():
     optuna_dashboard.save_note(study, "my own words")
     notes.add_study_note(study, space)
     assert optuna_dashboard.get_note(study) == "my own words"
-    lab = spaces.load(build.ROOT / "studies" / "lab-vgg.toml")
+    lab = spaces.load(build.ROOT / "hpsearch" / "studies" / "lab-vgg.toml")
     lab_study = optuna.create_study(study_name="lab-vgg", direction="maximize")
     notes.add_study_note(lab_study, lab)
     assert "- workers=8" in optuna_dashboard.get_note(lab_study)

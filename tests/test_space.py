@@ -4,9 +4,9 @@ import warnings
 import optuna
 import pytest
 
-from hpsearch import space as spaces
-from hpsearch.config import TrainConfig
-from hpsearch.space import SpaceError
+from hpsearch.study import space as spaces
+from hpsearch.engine.config import TrainConfig
+from hpsearch.study.space import SpaceError
 
 
 def space_file(tmp_path, params: str, fixed: str = "") -> str:

@@ -11,10 +11,10 @@ import torch
 from optuna.trial import TrialState
 
 from conftest import ROOT, run_cli
-from hpsearch import space as spaces
-from hpsearch.config import CHANCE
-from hpsearch.objective import Objective
-from hpsearch.study.options import parse
+from hpsearch.study import space as spaces
+from hpsearch.engine.config import CHANCE
+from hpsearch.study.objective import Objective
+from hpsearch.cli.study import parse
 from hpsearch.study.output import quiet_optuna
 from hpsearch.study.search import choices, make_pruner
 
@@ -30,6 +30,7 @@ def states(url: str, name: str) -> list[str]:
     return [t.state.name for t in study.get_trials()]
 
 
+@pytest.mark.slow
 def test_study_runs_n_trials_and_stores_them(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--storage", url, *SMALL)
@@ -55,14 +56,15 @@ def test_study_runs_n_trials_and_stores_them(tmp_path):
 
 
 def small_splits_for(arrays, n=1000):
-    from hpsearch import data
+    from hpsearch.engine import data
     return data.make_splits(arrays, torch.device("cpu"), val_size=1000, seed=0,
                             train_subset=n)
 
 
+@pytest.mark.slow
 def test_pruner_prunes_a_hopeless_trial(arrays, tmp_path):
     quiet_optuna()
-    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 4)
+    space = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml"), 4)
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 4),
                                 storage=f"sqlite:///{tmp_path}/p.db")
     for _ in range(3):  # three good trials set the median ...
@@ -92,7 +94,7 @@ def test_the_last_epoch_is_never_pruned(arrays):
     splits = small_splits_for(arrays, 500)
     trials = []
     for epochs in (1, 2):
-        space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), epochs)
+        space = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml"), epochs)
         study = optuna.create_study(direction="maximize", pruner=PruneAlways())
         study.enqueue_trial({"optimizer": "adam", "lr_adam": 0.01, "batch_size": 512,
                              "epochs": epochs})
@@ -105,10 +107,10 @@ def test_the_last_epoch_is_never_pruned(arrays):
 
 def test_the_search_is_the_command_lines_else_the_space_files():
     """Lab studies run every epoch unless told otherwise; a flag beats the file's [search]."""
-    lab = spaces.load(ROOT / "studies" / "lab-lenet.toml")
+    lab = spaces.load(ROOT / "hpsearch" / "studies" / "lab-lenet.toml")
     assert choices(parse(["lab-lenet"]), lab).pruner == "none"
     assert choices(parse(["lab-lenet", "--pruner", "median"]), lab).pruner == "median"
-    lenet = spaces.load(ROOT / "studies" / "lenet.toml")
+    lenet = spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml")
     assert choices(parse(["lenet"]), lenet) == lenet.search
     given = choices(parse(["lenet", "--sampler", "random", "--pruner", "hyperband",
                            "--warmup-epochs", "0"]), lenet)
@@ -120,7 +122,7 @@ def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):
     """A diverged trial is COMPLETE at chance accuracy, so that TPE learns to avoid what blew
     up (it ignores FAIL trials); it keeps its status and reason."""
     quiet_optuna()
-    base = spaces.cap_epochs(spaces.load(ROOT / "studies" / "net28.toml"), 1)
+    base = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / "net28.toml"), 1)
     sized = tuple(p for p in base.params if p.field in ("batch_size", "epochs"))
     study = optuna.create_study(direction="maximize")
     objective = Objective(spaces.Space(base.path, "net28", sized, {"optimizer": "sgd", "lr": 1e6}),
@@ -132,13 +134,13 @@ def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):
     assert first.state == TrialState.COMPLETE and first.value == CHANCE
     assert first.user_attrs["status"] == "diverged" and "epoch 1, step" in first.user_attrs["reason"]
     assert second.state == TrialState.COMPLETE and second.value > 0.3
-    from hpsearch import table
+    from hpsearch.results import table
     assert table.state(first) == "DIVERGED"
 
 
 def test_out_of_memory_reaches_the_sampler_as_chance(arrays, monkeypatch):
-    from hpsearch import objective as objectives
-    from hpsearch.train import RunResult
+    from hpsearch.study import objective as objectives
+    from hpsearch.engine.train import RunResult
 
     def oom(cfg, splits, device, **kw):
         return RunResult(cfg, status="out_of_memory",
@@ -146,13 +148,13 @@ def test_out_of_memory_reaches_the_sampler_as_chance(arrays, monkeypatch):
 
     monkeypatch.setattr(objectives, "train", oom)
     quiet_optuna()
-    space = spaces.cap_epochs(spaces.load(ROOT / "studies" / "lenet.toml"), 1)
+    space = spaces.cap_epochs(spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml"), 1)
     study = optuna.create_study(direction="maximize")
     study.optimize(objectives.Objective(space, small_splits_for(arrays, 100),
                                         torch.device("cpu")), n_trials=2)
     assert [t.value for t in study.trials] == [CHANCE, CHANCE]
     assert study.trials[0].user_attrs["reason"].startswith("out of memory (batch ")
-    from hpsearch import table
+    from hpsearch.results import table
     assert table.state(study.trials[0]) == "OUT OF MEMORY"
 
 
@@ -199,6 +201,7 @@ def test_bad_space_file_exits_2_before_any_trial_and_leaves_storage_intact(tmp_p
     assert (tmp_path / "s.db").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_resumed_study_must_keep_its_settings(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     assert run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url,
@@ -212,6 +215,7 @@ def test_resumed_study_must_keep_its_settings(tmp_path):
     assert "the search space's content" in p.stderr  # the fixed size is part of the space
 
 
+@pytest.mark.slow
 def test_precision_reaches_every_trial_and_is_refused_when_unknown(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "1", "--storage", url, *SMALL,
@@ -229,6 +233,7 @@ def test_precision_reaches_every_trial_and_is_refused_when_unknown(tmp_path):
         spaces.load(bad)
 
 
+@pytest.mark.slow
 def test_sigkill_loses_nothing_and_the_same_command_finishes(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     cmd = [sys.executable, "-m", "hpsearch.study", "lenet", "--total-trials", "5", "--storage",
@@ -275,6 +280,7 @@ def sigint_study(url: str, epochs: int) -> subprocess.Popen:
                             text=True)
 
 
+@pytest.mark.slow
 def test_sigint_between_trials_exits_cleanly_and_keeps_finished_trials(tmp_path):
     """The SIGINT lands just after a trial line, while Optuna collects garbage after the
     trial: a KeyboardInterrupt raised there used to be swallowed, and the study ran on."""
@@ -291,6 +297,7 @@ def test_sigint_between_trials_exits_cleanly_and_keeps_finished_trials(tmp_path)
     assert states(url, "lenet").count("COMPLETE") >= 1
 
 
+@pytest.mark.slow
 def test_sigint_mid_trial_ends_that_trial_at_its_next_progress_point(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     proc = sigint_study(url, 20)
@@ -313,7 +320,7 @@ def test_sigint_mid_trial_ends_that_trial_at_its_next_progress_point(tmp_path):
     assert "[interrupted]" in out
 
 
-LAB = {  # DESIGN.md: baseline (optimizer, lr, epochs, batch size, workers), then the variations
+LAB = {  # the lab's: baseline (optimizer, lr, epochs, batch size, workers), then the variations
     "lenet": (("sgd", 0.9, 10, 256, 0), {"optimizer": ["adam"], "lr": [0.01, 1.5, 3],
                                          "epochs": [20, 100, 150], "batch_size": [128, 512]}),
     "alexnet": (("sgd", 0.01, 10, 128, 4), {"optimizer": ["adam"], "lr": [0.001, 0.5],
@@ -330,16 +337,17 @@ FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
 
 @pytest.mark.parametrize("network", list(LAB))
 def test_lab_files_hold_exactly_the_labs_configurations(network):
-    from hpsearch import lab
-    space = spaces.load(ROOT / "studies" / f"lab-{network}.toml")
+    from hpsearch import models
+    space = spaces.load(ROOT / "hpsearch" / "studies" / f"lab-{network}.toml")
     base = dict(zip(FACTORS, LAB[network][0]))
     expected = [base] + [{**base, k: v} for k, vs in LAB[network][1].items() for v in vs]
     assert space.network == network
     assert list(space.lab_rows) == expected
     assert space.lab_labels[0] == "baseline"
-    assert lab.baseline(network) == base  # the train command's defaults agree
+    assert models.baseline(network) == base  # the train command's defaults agree
 
 
+@pytest.mark.slow
 def test_lab_study_runs_every_row_once(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     args = ["hpsearch.study", "lab-lenet", "--storage", url, "--train-subset", "500",
@@ -353,6 +361,7 @@ def test_lab_study_runs_every_row_once(tmp_path):
     assert p.returncode == 0 and len(states(url, "lab-lenet")) == 10
 
 
+@pytest.mark.slow
 def test_export_json(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     assert run_cli("hpsearch.study", "lenet", "--trials", "2", "--storage", url,
@@ -371,7 +380,7 @@ def test_export_json(tmp_path):
     assert "10000 Fashion-MNIST test images" in doc["test"]["evaluated_on"]
     # The command, parsed back by hpsearch.train, trains exactly the best trial's config.
     from dataclasses import asdict
-    from hpsearch import train
+    from hpsearch.cli import train
     argv = shlex.split(doc["command"])
     assert argv[:3] == ["python", "-m", "hpsearch.train"]
     args = train.parse_args(argv[3:])
@@ -382,6 +391,7 @@ def test_export_json(tmp_path):
     assert p.returncode == 2 and "studies there: lenet" in p.stderr
 
 
+@pytest.mark.slow
 def test_two_objectives_export_a_pareto_front(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     p = run_cli("hpsearch.study", "lenet", "--trials", "3", "--two-objectives", "--storage", url,

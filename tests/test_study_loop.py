@@ -10,10 +10,11 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from conftest import ROOT
-from hpsearch import space as spaces, storage as stores
+from hpsearch.study import space as spaces
+from hpsearch.study import storage as stores
 from hpsearch.errors import UsageError
 from hpsearch.study.loop import Limits, StopFlag, room_for_a_trial, run_trials
-from hpsearch.study.options import parse
+from hpsearch.cli.study import parse
 from hpsearch.study.output import quiet_optuna
 from hpsearch.study.resume import (check_resume, enqueue_lab_rows, lab_rows_done, load_space,
                                    space_digest, study_setup, trials_for_run, with_precision)
@@ -166,7 +167,7 @@ def test_a_diverged_lab_row_is_done_an_interrupted_one_is_not(tmp_path):
 
 
 def test_the_stored_setup_holds_the_space_content_and_the_precision_that_ran(tmp_path):
-    lenet = ROOT / "studies" / "lenet.toml"
+    lenet = ROOT / "hpsearch" / "studies" / "lenet.toml"
     edited = tmp_path / "lenet.toml"
     text = lenet.read_text()
     edited.write_text(text.replace("high = 1.5", "high = 2.0", 1))  # lr_sgd's upper end

@@ -7,19 +7,12 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli
-from hpsearch import storage as stores
+from conftest import ROOT, refused, run_cli
+from hpsearch.study import storage as stores
 from hpsearch.errors import UsageError
-from hpsearch.study.options import parse, to_argv
-from hpsearch.study.workers import device_env, plan, split_trials
-
-
-def refused(capsys, argv: list[str]) -> str:
-    """The one error line argparse prints for ARGV (it exits 2)."""
-    with pytest.raises(SystemExit) as err:
-        parse(argv)
-    assert err.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
+from hpsearch.cli.study import parse
+from hpsearch.study.options import to_argv
+from hpsearch.study.drivers.workers import device_env, plan, split_trials
 
 
 @pytest.mark.parametrize("flag", ["--job", "--trial", "--thread", "--sampler-s", "--total"])
@@ -111,8 +104,10 @@ def test_redact_hides_passwords():
     assert "s3cret" not in stores.redact("::not a url s3cret")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["hpsearch.study", "hpsearch.report", "hpsearch.export",
-                                    "hpsearch.dashboard"])
+                                    "hpsearch.dashboard", "hpsearch.train", "hpsearch.confirm",
+                                    "hpsearch.worker"])
 def test_help_does_not_import_torch(module):
     code = ("import runpy, sys\nsys.argv = ['x', '--help']\n"
             f"try:\n    runpy.run_module({module!r}, run_name='__main__')\n"
@@ -120,10 +115,24 @@ def test_help_does_not_import_torch(module):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "usage: python -m " + module in p.stdout
-    expected = module == "hpsearch.export"  # export retrains: it imports torch to do so
-    assert f"torch loaded: {expected}" in p.stdout
+    assert "torch loaded: False" in p.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["study", "train", "confirm", "export", "report", "models",
+                                     "dashboard", "worker"])
+def test_hpsearch_command_help_does_not_import_torch(command):
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['hpsearch', {command!r}, '--help']\n"
+            "try:\n    runpy.run_module('hpsearch', run_name='__main__')\n"
+            "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"usage: hpsearch {command}" in p.stdout
+    assert "torch loaded: False" in p.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["hpsearch.report", "hpsearch.export", "hpsearch.dashboard"])
 def test_read_commands_in_the_wrong_folder_create_no_database(tmp_path, module):
     env = {k: v for k, v in os.environ.items() if k != stores.ENV}

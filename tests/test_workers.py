@@ -6,45 +6,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import ROOT, run_cli
-from hpsearch.storage import TrialClaim
+from conftest import PG_URL, ROOT, run_cli, storage_at
+from hpsearch.study.storage import TrialClaim
 
-PG_URL = os.environ.get("HPSEARCH_TEST_POSTGRES",
-                        "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet",
         "--heartbeat", "1"]
 
 
-def _postgres_answers() -> str | None:
-    import sqlalchemy
-    try:
-        with sqlalchemy.create_engine(PG_URL).connect() as conn:
-            conn.execute(sqlalchemy.text("select 1"))
-    except Exception as err:
-        return f"{type(err).__name__}: {str(err).splitlines()[0]}"
-    return None
-
-
-@pytest.fixture
-def pg_study():
-    """A fresh study name on the PostgreSQL server; the study is deleted afterwards."""
-    problem = _postgres_answers()
-    if problem:
-        if os.environ.get("HPSEARCH_CI"):
-            pytest.fail(f"PostgreSQL at {PG_URL} does not answer under CI: {problem}")
-        pytest.skip(f"no PostgreSQL at {PG_URL} ({problem}); set HPSEARCH_TEST_POSTGRES")
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    yield name
-    try:
-        optuna.delete_study(study_name=name, storage=PG_URL)
-    except KeyError:
-        pass
 
 
 def worker(url: str, name: str, total: int, seed: int, extra=()) -> subprocess.Popen:
@@ -55,7 +28,7 @@ def worker(url: str, name: str, total: int, seed: int, extra=()) -> subprocess.P
 
 
 def trials_of(url: str, name: str):
-    return optuna.load_study(study_name=name, storage=url).get_trials()
+    return optuna.load_study(study_name=name, storage=storage_at(url)).get_trials()
 
 
 def create(url: str, name: str, extra=()) -> None:
@@ -95,6 +68,7 @@ def test_trial_claim_excludes_on_sqlite(tmp_path):
     assert_claim_excludes(f"sqlite:///{tmp_path}/s.db", "lenet")
 
 
+@pytest.mark.slow
 def test_workers_on_postgres_land_on_exactly_the_total(pg_study):
     create(PG_URL, pg_study)
     procs = [worker(PG_URL, pg_study, total=7, seed=s) for s in range(3)]
@@ -108,10 +82,11 @@ def test_workers_on_postgres_land_on_exactly_the_total(pg_study):
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 7  # distinct proposals
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_is_retried_and_total_reached(pg_study):
     # Unpruned trials of 4 epochs; the kill lands once a running trial has reported its first
     # epoch, so 3 of its epochs are still to come.
-    slow = ["--train-subset", "5000", "--max-epochs", "4", "--pruner", "none"]
+    slow = ["--train-subset", "3000", "--max-epochs", "4", "--pruner", "none"]
     create(PG_URL, pg_study, slow)
     victim = worker(PG_URL, pg_study, total=6, seed=10, extra=slow)
     deadline = time.time() + 120
@@ -135,6 +110,7 @@ def test_killed_worker_trial_is_retried_and_total_reached(pg_study):
     assert retried and retried[0].params == killed.params
 
 
+@pytest.mark.slow
 def test_sqlite_with_several_writers(tmp_path):
     url = f"sqlite:///{tmp_path}/many.db"
     create(url, "many")
@@ -146,10 +122,11 @@ def test_sqlite_with_several_writers(tmp_path):
     assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in trials)
 
 
+@pytest.mark.slow
 def test_devices_spawns_one_worker_per_device(tmp_path):
     url = f"sqlite:///{tmp_path}/d.db"
     p = run_cli("hpsearch.study", "lenet", "--storage", url, "--devices", "cpu,cpu",
-                "--trials", "4", *TINY)
+                "--trials", "4", *TINY, process=True)  # the workers write to its stdout
     assert p.returncode == 0, p.stderr
     threads = max(1, (os.cpu_count() or 1) // 2)  # the cores shared out between the two
     assert f"starting 2 workers (cpu, cpu x 1 jobs, {threads} threads each)" in p.stdout
@@ -157,12 +134,14 @@ def test_devices_spawns_one_worker_per_device(tmp_path):
     assert len(trials_of(url, "lenet")) == 4
 
 
+@pytest.mark.slow
 def test_postgres_url_without_driver_is_refused():
     p = run_cli("hpsearch.study", "lenet", "--storage", "postgresql://postgres@127.0.0.1/test",
                 "--trials", "1")
     assert p.returncode == 2 and "postgresql+psycopg2://" in p.stderr
 
 
+@pytest.mark.slow
 def test_worker_script_needs_the_storage_variable():
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
     p = subprocess.run([str(ROOT / "scripts" / "worker"), "lenet"], env=env,
@@ -170,6 +149,7 @@ def test_worker_script_needs_the_storage_variable():
     assert p.returncode != 0 and "HPSEARCH_STORAGE" in p.stderr
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_in_tiny_mode_on_the_cpu():
     p = subprocess.run([str(ROOT / "scripts" / "gpu-check"), "--device", "cpu", "--tiny",
                         "--models", "lenet"], capture_output=True, text=True, timeout=300)
@@ -179,6 +159,7 @@ def test_gpu_check_script_runs_in_tiny_mode_on_the_cpu():
     assert p.stdout.count("trials/min") == 2
 
 
+@pytest.mark.slow
 def test_a_password_in_the_storage_url_is_never_printed_or_written(pg_study, tmp_path):
     # The local server trusts 127.0.0.1, so it takes any password: a real URL with a secret.
     url = PG_URL.replace("postgres@", "postgres:s3cret-pw@")

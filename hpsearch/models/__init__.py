@@ -1,4 +1,5 @@
-"""The registry of networks: name -> builder and default input size.
+"""The registry of networks: name -> ModelSpec (builder, default input size, the lab's
+baseline, the sizes a budget may pick).
 
     from hpsearch.models import build, MODELS
     net = build("lenet")           # at the default input size
@@ -7,40 +8,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hpsearch.errors import UsageError
-from hpsearch.models.alexnet import alexnet, alexnet_small
-from hpsearch.models.lenet import lenet
-from hpsearch.models.net28 import net28
-from hpsearch.models.resnet import resnet
-from hpsearch.models.vgg import vgg
+from hpsearch.models import alexnet, lenet, net28, resnet, vgg
+from hpsearch.models.common import ModelSpec
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    builder: Callable[[int], nn.Module]
-    default_size: int  # pixels per side of the (square, 1-channel) input
-    about: str
-
-
+# Adding a network: a file here with its builder and SPEC, and one entry below.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
-    for spec in (
-        ModelSpec("lenet", lenet, 28, "LeNet-5, sigmoid + average pooling"),
-        ModelSpec("alexnet", alexnet, 224, "AlexNet, 5 conv + 3 linear"),
-        ModelSpec("vgg", vgg, 224, "VGG-11, channels / 4"),
-        ModelSpec("resnet", resnet, 96, "ResNet-18"),
-        ModelSpec("alexnet_small", alexnet_small, 224, "the lab's simplified AlexNet"),
-        ModelSpec("net28", net28, 28, "the lab's 2-conv network for 28x28"),
-    )
+    for spec in (lenet.SPEC, alexnet.SPEC, vgg.SPEC, resnet.SPEC, alexnet.SMALL_SPEC, net28.SPEC)
 }
 
 
@@ -72,6 +53,12 @@ def _shape_check(name: str, size: int) -> None:
 def min_size(name: str) -> int:
     """Smallest input side the network accepts (sizes above it are accepted too)."""
     return next(s for s in range(1, MODELS[name].default_size + 1) if _accepts(name, s))
+
+
+def baseline(name: str) -> dict:
+    """The lab's baseline run of network NAME (a copy: optimizer, lr, epochs, batch size,
+    workers)."""
+    return dict(spec(name).baseline)
 
 
 def check_size(name: str, size: int) -> None:

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from hpsearch.models.common import flat_features
+from hpsearch.models.common import ModelSpec, flat_features
 
 
 def alexnet(size: int = 224) -> nn.Sequential:
@@ -41,3 +41,14 @@ def alexnet_small(size: int = 224) -> nn.Sequential:
         nn.Linear(flat_features(features, size), 1024), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(1024, 10),
     )
+
+
+SPEC = ModelSpec("alexnet", alexnet, 224, "AlexNet, 5 conv + 3 linear",
+                 baseline={"optimizer": "sgd", "lr": 0.01, "epochs": 10, "batch_size": 128,
+                           "workers": 4},
+                 budget_sizes=(224, 128, 96, 72))
+# Not in the lab's tables; the lab trained it the way it trained AlexNet.
+SMALL_SPEC = ModelSpec("alexnet_small", alexnet_small, 224, "the lab's simplified AlexNet",
+                       baseline={"optimizer": "sgd", "lr": 0.01, "epochs": 10,
+                                 "batch_size": 128, "workers": 0},
+                       budget_sizes=(224, 128, 96, 64))

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from hpsearch.models.common import flat_features
+from hpsearch.models.common import ModelSpec, flat_features
 
 
 def lenet(size: int = 28) -> nn.Sequential:
@@ -19,3 +19,8 @@ def lenet(size: int = 28) -> nn.Sequential:
         nn.Linear(120, 84), nn.Sigmoid(),
         nn.Linear(84, 10),
     )
+
+
+SPEC = ModelSpec("lenet", lenet, 28, "LeNet-5, sigmoid + average pooling",
+                 baseline={"optimizer": "sgd", "lr": 0.9, "epochs": 10, "batch_size": 256,
+                           "workers": 0})

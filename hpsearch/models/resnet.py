@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hpsearch.models.common import ModelSpec
+
 
 class Residual(nn.Module):
     """conv3-BN-ReLU-conv3-BN, plus the input (through a strided 1x1 conv when the shape
@@ -48,3 +50,9 @@ def resnet(size: int = 96) -> nn.Sequential:
         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
         nn.Linear(512, 10),
     )
+
+
+SPEC = ModelSpec("resnet", resnet, 96, "ResNet-18",
+                 baseline={"optimizer": "sgd", "lr": 0.05, "epochs": 10, "batch_size": 256,
+                           "workers": 0},
+                 budget_sizes=(96, 64, 48, 32))

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from hpsearch.models.common import flat_features
+from hpsearch.models.common import ModelSpec, flat_features
 
 VGG11_BLOCKS = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))  # (convs, channels)
 
@@ -28,3 +28,9 @@ def vgg(size: int = 224, ratio: int = 4) -> nn.Sequential:
         nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(4096, 10),
     )
+
+
+SPEC = ModelSpec("vgg", vgg, 224, "VGG-11, channels / 4",
+                 baseline={"optimizer": "sgd", "lr": 0.05, "epochs": 10, "batch_size": 128,
+                           "workers": 4},
+                 budget_sizes=(224, 128, 96, 64))

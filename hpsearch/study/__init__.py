@@ -1,12 +1,21 @@
-"""Optuna studies over one network's search space: `python -m hpsearch.study`.
+"""The Optuna layer: a study over one network's search space, from its file to its trials.
+The only layer besides results/ that imports Optuna; the engine and the networks never see it.
 
-    options.py  the command line, parsed once into a frozen StudyOptions
-    resume.py   the space, the stored setup that a resumed study must keep, the lab's rows
-    search.py   samplers and pruners
-    run.py      one worker: data, objective, the trial loop, what it prints
-    loop.py     the trial loop: counts, the total shared by workers, stale trials, stopping
-    workers.py  several worker processes on one storage (--devices, --jobs)
-    output.py   trial lines, summary, Optuna's logging
+    space.py      search-space and lab files (TOML), checked before any trial runs
+    defaults.py   names and defaults without Optuna (samplers, pruners, storage), for --help
+    options.py    a study run's options, one frozen StudyOptions
+    storage.py    which storage, opened how; the claim that serialises trial starts
+    resume.py     the stored setup a resumed study must keep; the baseline and lab rows
+    search.py     samplers and pruners; pruners.py the epoch-aware median pruner
+    plan.py       the plan before the first trial; the fidelity a budget picks
+    budget.py     the study's stored cost model, what its budget has left
+    objective.py  one trial: suggest, train, store, report, prune
+    loop.py       the trial loop: counts, the shared total, stale trials, stopping
+    output.py     the lines a study says (trial lines, summary); Optuna's logging
+    console.py    where those lines go (the command line hands one in)
+    artifacts.py  learning-curve artifacts; notes.py the dashboard note
+    run.py        a study run: the driver its options name
+    drivers/      one process, worker processes, Ray
 
-Nothing is imported here, so `--help` stays quick.
+Nothing is imported here, so `hpsearch study --help` stays quick.
 """

@@ -14,12 +14,16 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpsearch import cost as costs, models, space as spaces
-from hpsearch.config import TrainConfig
+from hpsearch import models
+from hpsearch.engine import cost as costs
+from hpsearch.study import space as spaces
+from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
+from hpsearch.study.output import FINISHED
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.resume import load_space, with_precision
 from hpsearch.study.search import choices
+from hpsearch.study.setup import ATTR as SETUP_ATTR, StudySetup
 
 COST_ATTR = "cost_models"  # study user attr: key -> StepCost json, reused by workers and resumes
 
@@ -79,18 +83,18 @@ def existing_study(opts: StudyOptions, storage) -> optuna.Study | None:
 
 
 def fit_budget(opts: StudyOptions, precision: str, device: torch.device,
-               stored: dict | None) -> StudyOptions:
+               stored: StudySetup | None) -> StudyOptions:
     """OPTS with the fidelity its budget picks; a study that exists (its STORED setup) keeps
     its own."""
     if stored is not None:
-        return dataclasses.replace(opts, train_subset=stored["train_subset"],
-                                   max_epochs=stored["max_epochs"], resize=stored["resize"])
+        return dataclasses.replace(opts, train_subset=stored.train_subset,
+                                   max_epochs=stored.max_epochs, resize=stored.resize)
 
     def space_of(cand: StudyOptions) -> spaces.Space:
         return with_precision(load_space(cand), precision)
 
     base = cost_model(space_of(opts), device, None)
-    sizes = plans.SIZES.get(base.network, ())
+    sizes = models.spec(base.network).budget_sizes
     if opts.resize is not None or not sizes:
         return plans.choose_fidelity(opts, space_of, lambda size: base, opts.budget)
     small = cost_model(space_of(dataclasses.replace(opts, resize=sizes[-1])), device, None)
@@ -103,7 +107,8 @@ def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, preci
     """Resolve precision and budget, measure (or read) the cost model, and plan TRIALS."""
     study = existing_study(opts, storage)
     if opts.budget is not None:
-        stored = study.user_attrs.get("setup") if study is not None else None
+        stored = (StudySetup.of(study) if study is not None and SETUP_ATTR in study.user_attrs
+                  else None)
         opts = fit_budget(opts, precision, device, stored)
         space = load_space(opts)
     space = with_precision(space, precision)
@@ -193,3 +198,41 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
 def remaining(limits) -> float | None:
     """Seconds of the budget left now (None: no budget)."""
     return None if limits.deadline is None else max(limits.deadline - time.monotonic(), 0.0)
+
+
+class StartGate:
+    """Whether the study's next trial can end before the budget does, decided before anything
+    is stored, so that a trial the budget would not start leaves no trace in the study.
+
+    A trial already queued (the lab's baseline, a lab row, the retry of a dead worker's trial)
+    is judged by its own parameters. Otherwise the sampler proposes in a copy of the study
+    held in memory (its finished trials, the same sampler); a proposal predicted to end in
+    time is queued in the study, and the trial loop's next trial runs exactly it."""
+
+    def __init__(self, space: spaces.Space, predict, deadline: float):
+        self.space, self.predict, self.deadline = space, predict, deadline
+
+    def __call__(self, study: optuna.Study) -> str | None:
+        """None: start the next trial; else why it is not started."""
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if waiting:
+            params, queue = waiting[0].system_attrs.get("fixed_params", {}), False
+        else:
+            params, queue = self.propose(study), True
+        values = spaces.suggest(optuna.trial.FixedTrial(params), self.space)
+        predicted = self.predict(TrainConfig(model=self.space.network, **values))
+        left = self.deadline - time.monotonic()
+        if predicted > left:
+            return f"budget: predicted {predicted:.0f} s, {max(left, 0):.0f} s left"
+        if queue:
+            study.enqueue_trial(params)
+        return None
+
+    def propose(self, study: optuna.Study) -> dict:
+        """The parameters the study's sampler would give its next trial."""
+        shadow = optuna.create_study(directions=study.directions, sampler=study.sampler)
+        shadow.add_trials(study.get_trials(deepcopy=False,
+                                           states=FINISHED + (TrialState.FAIL,)))
+        trial = shadow.ask()
+        spaces.suggest(trial, self.space)
+        return trial.params

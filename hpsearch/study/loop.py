@@ -1,6 +1,14 @@
 """The trial loop of one worker: start trials one at a time until this run's count, the
 timeout or the study's total is reached, or the user asks it to stop.
 
+Workers of one study share a claim (storage.TrialClaim) around each start, held until the
+trial is RUNNING in the storage, where the next worker's count sees it: a group with a total
+lands on it instead of overshooting by the trials in flight (as MaxTrialsCallback alone
+would), and on SQLite two workers cannot both take the same queued trial (the baseline, say;
+the second could not tell it: "Cannot tell a COMPLETE trial"). While the rest of the total
+runs elsewhere a worker waits: a dead worker's trial goes stale, Optuna fails it and queues a
+retry, which a live worker runs.
+
 Stopping is by flag (`StopFlag`): a signal handler that only records the signal cannot be lost,
 whereas a KeyboardInterrupt raised from a handler can land inside a finalizer during Optuna's
 garbage collection after a trial, where Python prints it as "Exception ignored" and goes on.
@@ -16,7 +24,7 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import storage as stores
+from hpsearch.study import storage as stores
 from hpsearch.errors import TrialEnded
 from hpsearch.study.output import FINISHED
 
@@ -49,12 +57,12 @@ class Limits:
     timeout: float | None  # seconds after which no trial starts
     deadline: float | None = None  # time.monotonic() at which the budget ends
     quickest: float = 0.0  # predicted seconds of the quickest trial: none starts if it cannot end
-    skips: int = 3  # trials in a row skipped as too long for the budget end the run
+    skips: int = 3  # trials in a row not started as too long for the budget end the run
 
 
 def budget_spent(limits: Limits, skipped_in_a_row: int) -> bool:
     """No trial can end before the budget does, or the sampler keeps proposing ones that
-    cannot (each skipped before it trained)."""
+    cannot (each refused before it was stored)."""
     if limits.deadline is None:
         return False
     return (time.monotonic() + limits.quickest > limits.deadline
@@ -76,62 +84,52 @@ def room_for_a_trial(study: optuna.Study, total: int) -> bool | None:
     return None if finished + running >= total else True
 
 
-def was_skipped(study: optuna.Study, mine: list[int]) -> bool:
-    """Whether the last trial this loop ran was skipped as too long for the budget."""
-    if not mine:
-        return False
-    trial = study.get_trials(deepcopy=False)[mine[-1]]
-    return trial.user_attrs.get("status") == "skipped"
-
-
 def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: int,
                claim: stores.TrialClaim, report: Callable[[optuna.Study, FrozenTrial], None],
-               stop: Callable[[], bool]) -> bool:
+               stop: Callable[[], bool],
+               gate: Callable[[optuna.Study], str | None] | None = None,
+               note: Callable[[str], None] = lambda line: None) -> bool:
     """Run trials until LIMITS or STOP; return True when STOP ended it.
 
-    The worker takes CLAIM before each start and lets it go once that trial is RUNNING in the
-    storage; with a total it also counts, and starts a trial only if there is room, which the
-    next count sees,
-    so a group of workers lands on the total instead of overshooting by the trials in flight
-    (as MaxTrialsCallback alone would). While the rest of the total runs elsewhere it waits: a
-    dead worker's trial goes stale, Optuna fails it and queues a retry, which a live worker runs.
+    Each start holds CLAIM until its trial is RUNNING in the storage (see the module doc);
+    with a total the worker counts under it and starts only where there is room, else waits.
+    GATE, where given, may refuse a start (nothing is stored; NOTE is told why); LIMITS.skips
+    refusals in a row end the run.
     """
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
 
-    mine: list[int] = []  # numbers of the trials this loop ran
-
     def started(trial: optuna.Trial):
         claim.release()  # the trial is RUNNING in the storage: the next count sees it
-        mine.append(trial.number)
         return objective(trial)
+
+    def run_one() -> str:
+        with claim.held():
+            if limits.total is not None:
+                room = room_for_a_trial(study, limits.total)
+                if room is not True:
+                    return "full" if room is False else "wait"
+            refused = gate(study) if gate is not None else None
+            if refused is not None:
+                note(f"not started: {refused}")
+                return "refused"
+            study.optimize(started, n_trials=1, callbacks=[report], catch=(TrialEnded,),
+                           gc_after_trial=True)
+            return "ran"
 
     ran = skipped = 0
     while limits.trials is None or ran < limits.trials:
         if stop():
             return True
-        if deadline is not None and time.monotonic() >= deadline:
+        if (deadline is not None and time.monotonic() >= deadline) or budget_spent(limits,
+                                                                                   skipped):
             break
-        if budget_spent(limits, skipped):
+        outcome = run_one()
+        if outcome == "full":
             break
-        try:
-            # Every start holds CLAIM until its trial is RUNNING: on SQLite two workers could
-            # otherwise both take the same queued (WAITING) trial, such as the baseline, and
-            # the second could not tell it ("Cannot tell a COMPLETE trial").
-            claim.acquire()
-            if limits.total is not None:
-                room = room_for_a_trial(study, limits.total)
-                if room is False:
-                    break
-                if room is None:
-                    claim.release()
-                    time.sleep(1)  # see whether the trials in flight land
-                    continue
-            study.optimize(started, n_trials=1, callbacks=[report], catch=(TrialEnded,),
-                           gc_after_trial=True)
-        finally:
-            claim.release()
-        skipped = skipped + 1 if was_skipped(study, mine) else 0
-        ran += 1
+        if outcome == "wait":
+            time.sleep(1)  # see whether the trials in flight land
+        skipped = skipped + 1 if outcome == "refused" else 0
+        ran += outcome == "ran"
     sweep_stale_trials(study, grace, stop)
     return stop()
 

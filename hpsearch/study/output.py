@@ -12,8 +12,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
-from hpsearch import storage as stores
-from hpsearch.cli import fmt_seconds
+from hpsearch.study import storage as stores
+from hpsearch.units import fmt_seconds
 from hpsearch.errors import TrialEnded
 
 
@@ -105,7 +105,7 @@ def summary(study: optuna.Study, url: str) -> str:
     shown = stores.redact(url)
     lines.append(f"storage: {shown}")
     storage_flag = "" if url == stores.DEFAULT_URL else f" --storage '{shown}'"
-    lines.append(f"export:  python -m hpsearch.export {study.study_name}{storage_flag}")
+    lines.append(f"export:  hpsearch export {study.study_name}{storage_flag}")
     return "\n".join(lines)
 
 

@@ -19,9 +19,11 @@ from functools import cache
 import optuna
 import torch
 
-from hpsearch import cost as costs, models, space as spaces
-from hpsearch.config import TRAIN_IMAGES, TrainConfig
-from hpsearch.cli import HOUR, fmt_seconds
+from hpsearch import models
+from hpsearch.engine import cost as costs
+from hpsearch.study import space as spaces
+from hpsearch.engine.config import TRAIN_IMAGES, TrainConfig
+from hpsearch.units import HOUR, fmt_seconds
 from hpsearch.errors import UsageError
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.search import choices
@@ -34,8 +36,8 @@ SAMPLES = 300  # configs drawn from the space to read its fastest, median and sl
 PRUNED_SHARE = {"median": 0.60}
 SUBSETS = (None, 20_000, 10_000, 5_000, 2_000)  # None: the whole training split
 EPOCH_CAPS = (None, 10, 6, 3, 1)  # None: the space's own
-SIZES = {"resnet": (96, 64, 48, 32), "alexnet": (224, 128, 96, 72),
-         "alexnet_small": (224, 128, 96, 64), "vgg": (224, 128, 96, 64)}
+
+
 @dataclass(frozen=True)
 class Fidelity:
     """What every trial trains on."""
@@ -176,7 +178,7 @@ def hour_options(plan: Plan, network: str) -> list[str]:
     subset = int(fid.train_images * HOUR / total) // 1000 * 1000
     if subset >= 2000:
         options.append(f"--train-subset {subset}")
-    for size in SIZES.get(network, ())[1:]:
+    for size in models.spec(network).budget_sizes[1:]:
         if size < fid.size and total * flops_ratio(network, size, fid.size) <= HOUR:
             options.append(f"--resize {size}")
             break
@@ -193,7 +195,7 @@ def candidates(opts: StudyOptions, network: str) -> list[StudyOptions]:
     """Fidelities a budget may choose from; what the user fixed (--train-subset, --resize,
     --max-epochs) stays fixed."""
     subsets = (opts.train_subset,) if opts.train_subset else SUBSETS
-    sizes = (opts.resize,) if opts.resize else SIZES.get(network, (None,))
+    sizes = (opts.resize,) if opts.resize else models.spec(network).budget_sizes or (None,)
     caps = (opts.max_epochs,) if opts.max_epochs else EPOCH_CAPS
     default = models.spec(network).default_size
     return [dataclasses.replace(opts, train_subset=n, max_epochs=cap,

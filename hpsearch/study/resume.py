@@ -13,26 +13,32 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch import lab, models, notes, space as spaces, storage as stores
-from hpsearch.config import TrainConfig
+from hpsearch import models
+from hpsearch.study import notes
+from hpsearch.study import space as spaces
+from hpsearch.study import storage as stores
+from hpsearch.engine.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
 from hpsearch.study.search import choices, make_pruner, make_sampler, max_epochs_of
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
+# The search spaces hpsearch ships (package data); a studies/ folder in the working directory
+# overrides them, file by file.
+SHIPPED = Path(__file__).resolve().parent.parent / "studies"
 TWO_OBJECTIVES = ("maximize", "minimize")  # val accuracy, training seconds
 # Trial statuses that end a lab row for good: re-running the row would end the same way.
 FINAL_FAILURES = ("diverged", "out_of_memory")
 
 
 def find_space_file(name: str, given: Path | None) -> Path:
-    """--space, else studies/NAME.toml in the working directory, else the one shipped here."""
+    """--space, else studies/NAME.toml in the working directory, else the one shipped."""
     if given is not None:
         return given
-    for folder in (Path("studies"), STUDIES_DIR):
+    for folder in (Path("studies"), SHIPPED):
         if (folder / f"{name}.toml").is_file():
             return folder / f"{name}.toml"
-    known = sorted(p.stem for p in STUDIES_DIR.glob("*.toml"))
+    known = sorted({p.stem for folder in (Path("studies"), SHIPPED)
+                    for p in folder.glob("*.toml")})
     raise UsageError(f"no search space for {name!r} (looked for studies/{name}.toml); "
                      f"known: {', '.join(known)}; or pass --space FILE")
 
@@ -162,7 +168,7 @@ def baseline_params(space: spaces.Space) -> tuple[dict, list[str]]:
     """The lab's baseline for SPACE's network as SPACE's parameters, each brought into its
     range (a log-scaled weight decay cannot be 0, an epoch cap may be below 10), and what was
     moved to get there."""
-    base = {**asdict(TrainConfig(model=space.network)), **lab.baseline(space.network)}
+    base = {**asdict(TrainConfig(model=space.network)), **models.baseline(space.network)}
     params, moved = {}, []
     for p in space.params:
         if p.optimizers is not None and base["optimizer"] not in p.optimizers:
@@ -190,7 +196,7 @@ def nearest(d: optuna.distributions.BaseDistribution, value):
 def enqueue_baseline(study: optuna.Study, space: spaces.Space, claim: stores.TrialClaim) -> None:
     """Trial 0 of a new network study is the lab's baseline, so every study says how far it
     got beyond the lab (marked `baseline` in its user attrs, the table and the dashboard)."""
-    if space.is_lab or space.network not in lab.BASELINES:
+    if space.is_lab or not models.spec(space.network).baseline:
         return
     with claim.held():
         if study.get_trials(deepcopy=False):

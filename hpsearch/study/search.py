@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import optuna
 
-from hpsearch import space as spaces
+from hpsearch.study import space as spaces
 from hpsearch.errors import UsageError
 from hpsearch.study.pruners import EpochMedianPruner
 

@@ -1,0 +1,146 @@
+"""What every command shares: one-line errors with exit status 2 (`run_main`), parsers that
+take flags only as written in full, argparse types that name the flag and what is allowed, and
+the options several commands take (storage, device, data folder and split, precision, seed).
+
+No torch here: `--help` and read-only commands must not pay for importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from hpsearch.study import defaults
+from hpsearch.engine.config import DEFAULT_VAL_SIZE, MIN_SPLIT, PRECISIONS, SEED_LIMIT, TRAIN_IMAGES
+from hpsearch.errors import UsageError
+from hpsearch.units import parse_duration
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run MAIN; a UsageError prints 'error: ...' to stderr and returns 2, without a traceback.
+    Ctrl-C returns 130 with one line instead of a traceback."""
+    try:
+        return main()
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def positive(kind: type, name: str) -> Callable[[str], object]:
+    """argparse type: a number > 0, with a message that names the flag and what is allowed."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a {kind.__name__}, got {text!r}")
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+
+    return convert
+
+
+def duration(name: str) -> Callable[[str], float]:
+    """argparse type: seconds of a duration (units.parse_duration)."""
+
+    def convert(text: str) -> float:
+        try:
+            return parse_duration(text, name)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return convert
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad input ends in one line (not argparse's usage block above it), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A parser that takes flags only as written in full."""
+    return Parser(prog=prog, description=description, epilog=epilog, allow_abbrev=False)
+
+
+def whole(name: str, high: int | None = None, note: str = ""):
+    """argparse type: a whole number >= 0 (and < HIGH where given); NOTE says what 0 means."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}")
+        if high is not None and not 0 <= value < high:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between 0 and {high - 1}, got {value}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0{note}, got {value}")
+        return value
+
+    return convert
+
+
+def seed(name: str):
+    """argparse type: a whole number 0 <= n < 2**32, as numpy's and torch's generators take."""
+    return whole(name, SEED_LIMIT)
+
+
+def add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL",
+                   help=f"SQLAlchemy URL (default: ${defaults.ENV} or {defaults.DEFAULT_URL})")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
+
+
+def add_data(p: argparse.ArgumentParser) -> None:
+    """The data folder and the split: which images train and which validate."""
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="folder with the four Fashion-MNIST IDX files (default: $HPSEARCH_DATA, "
+                        "the prepared cache, /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--train-subset", type=positive(int, "--train-subset"), metavar="N",
+                   help=f"train on a stratified subset of N images of the training split "
+                        f"(at least {MIN_SPLIT}: one per class)")
+    p.add_argument("--val-size", type=positive(int, "--val-size"), default=DEFAULT_VAL_SIZE,
+                   metavar="N", help=f"validation images held out of the {TRAIN_IMAGES:,} "
+                                     f"(default {DEFAULT_VAL_SIZE})")
+
+
+def add_precision(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--precision", choices=PRECISIONS, default=default,
+                   help="arithmetic of convolutions and matmuls; auto: bfloat16 where the "
+                        "device multiplies it natively (CUDA compute capability 8.0+, CPUs "
+                        "with AMX or AVX512-BF16), float16 with loss scaling on older CUDA "
+                        "GPUs, float32 elsewhere")
+
+
+def add_seed(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--seed", type=seed("--seed"), default=0, help=help)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work is spent on what goes
+    into it: its folder must exist and take a new file (tried, by creating and removing one),
+    and the file, where it exists, must be a writable file."""
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: no such folder {folder}; create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({err.strerror})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: the file exists and is not writable")

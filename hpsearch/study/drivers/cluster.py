@@ -1,0 +1,215 @@
+"""A study's workers as tasks on a Ray cluster (--ray ADDRESS). Optuna's storage stays the
+brain: every task runs the same worker loop as a local worker (local.run_worker, in the task's
+own process), on the same storage, and the claim lock lands the group on the total. Ray only
+places the tasks (by CPUs and GPUs, fractions of a GPU with --jobs), retries a task lost with
+its node, and carries the dataset from the driver to nodes that lack it.
+
+Counting under Ray is by total, never per worker: a retried task must not run its share
+again, so `--trials N` becomes "until the study holds N more finished trials than now".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hpsearch.study import artifacts
+from hpsearch.study import storage as stores
+from hpsearch.errors import UsageError
+from hpsearch.study.options import StudyOptions
+
+# Ray's smallest resource unit: a GPU fraction must be a multiple of 0.0001.
+RAY_UNIT = 10_000
+TASK_RETRIES = 3  # times Ray re-runs a task whose worker process or node died
+LOOPBACK = ("127.0.0.1", "localhost")
+# Read by Ray when it is imported: 0 keeps a Ray instance and its driver on 127.0.0.1 instead
+# of this machine's interface address (the name is Ray's; it is not about Windows here).
+RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@dataclass(frozen=True)
+class Node:
+    ip: str
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class Placement:
+    workers: int
+    num_cpus: float  # per worker, as Ray reserves it (and torch's threads)
+    num_gpus: float  # per worker: 1/K of a GPU, or 0 on CPU nodes
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.num_gpus else "cpu"
+
+    def phrase(self) -> str:
+        where = (f"{self.num_gpus:g} GPU + {self.num_cpus:g} CPU each" if self.num_gpus
+                 else f"{self.num_cpus:g} CPU each")
+        return f"{self.workers} Ray workers ({where})"
+
+
+def placement(nodes: list[Node], device: str, jobs: int, threads: int | None,
+              max_concurrent: int | None, cap: int | None = None) -> Placement:
+    """How many workers the cluster NODES hold and what each reserves. On GPUs (--device cuda,
+    or auto on a cluster with any): K = --jobs workers per GPU, each 1/K of one. On CPUs: one
+    worker per --threads cores (default 1). MAX_CONCURRENT and CAP (trials left) bound it."""
+    gpus = sum(math.floor(n.gpus) for n in nodes)
+    on_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+    if on_gpu:
+        if gpus == 0:
+            raise UsageError(f"--device {device}: this Ray cluster has no GPU "
+                             f"({describe(nodes)}); give --device cpu")
+        fraction = math.floor(RAY_UNIT / jobs) / RAY_UNIT  # at most K of them fit in one GPU
+        if fraction == 0:
+            raise UsageError(f"--jobs {jobs}: Ray cannot give a worker less than "
+                             f"{1 / RAY_UNIT:g} of a GPU (at most {RAY_UNIT} jobs per GPU)")
+        slots, per = gpus * jobs, Placement(0, threads or 1, fraction)
+    else:
+        if jobs > 1:
+            raise UsageError(f"--jobs {jobs} puts {jobs} workers on each GPU, and this Ray "
+                             f"cluster has none ({describe(nodes)}); on CPUs, --threads N "
+                             f"gives each worker N cores (default 1)")
+        per = Placement(0, threads or 1, 0.0)
+        slots = sum(math.floor(n.cpus / per.num_cpus) for n in nodes)
+        if slots == 0:
+            raise UsageError(f"--threads {per.num_cpus:g}: no node of this Ray cluster has "
+                             f"that many CPUs ({describe(nodes)})")
+    workers = min(x for x in (slots, max_concurrent, cap) if x is not None)
+    return dataclasses.replace(per, workers=max(workers, 1))
+
+
+def describe(nodes: list[Node]) -> str:
+    return ", ".join(f"{n.ip}: {n.cpus:g} CPU, {n.gpus:g} GPU" for n in nodes) or "no nodes"
+
+
+def check_storage(url: str, address: str, nodes: list[Node]) -> None:
+    """SQLite is a file on one machine: a cluster of several nodes needs a server database."""
+    if stores.sqlite_file(url) is not None and len(nodes) > 1 and address != "local":
+        raise UsageError(f"a SQLite storage ({stores.redact(url)}) is a file on one machine and "
+                         f"this Ray cluster has {len(nodes)} nodes; give --storage "
+                         f"postgresql://USER:PASSWORD@HOST/DB that every node can reach")
+
+
+def absolute_sqlite(url: str) -> str:
+    """A relative SQLite URL made absolute: Ray tasks do not run in the driver's folder."""
+    path = stores.sqlite_file(url)
+    if path is None or path.is_absolute():
+        return url
+    return f"sqlite:///{path.resolve()}"
+
+
+def artifact_env(url: str, nodes: list[Node], warn) -> dict[str, str]:
+    """HPSEARCH_ARTIFACTS for the tasks: the driver's folder when every node sees it (one node,
+    or a folder the user named); else none, with one WARN line, and learning curves skipped."""
+    if os.environ.get(artifacts.ENV):
+        return {artifacts.ENV: str(Path(os.environ[artifacts.ENV]).resolve())}
+    folder = artifacts.artifact_dir(url)
+    if folder is not None and len(nodes) == 1:
+        return {artifacts.ENV: str(folder.resolve())}
+    if len(nodes) > 1 or folder is None:
+        warn(f"warning: no learning-curve artifacts: set {artifacts.ENV} to a folder every "
+             f"node sees to keep them (the report does not need them)")
+    return {}
+
+
+def probe(address: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, with one line, where ray.init would retry for minutes."""
+    if address in ("auto", "local"):
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray {address!r} is not an address: give auto, HOST:PORT, "
+                         f"ray://HOST:10001 or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UsageError(f"cannot reach a Ray cluster at {address} ({reason}); start one with "
+                         f"`ray start --head`, or use --ray local") from None
+
+
+def import_ray(address: str):
+    """Ray, imported with loopback kept for a cluster on this machine."""
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    if address == "local" or host in LOOPBACK:
+        os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray: pip install -e '.[ray]'") from None
+    return ray
+
+
+def connect(ray, address: str) -> None:
+    probe(address)
+    kwargs = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
+    if address == "local":
+        kwargs |= dict(include_dashboard=False)
+    if os.environ.get(RAY_LOOPBACK_ENV) == "0" and not address.startswith("ray://"):
+        kwargs |= dict(_node_ip_address="127.0.0.1")
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as err:
+        reason = str(err).splitlines()[0].split(". ")[0].rstrip(".")
+        raise UsageError(f"cannot connect to a Ray cluster at {address} ({reason}); start "
+                         f"one with `ray start --head` or name it in RAY_ADDRESS, or use "
+                         f"--ray local") from None
+
+
+def alive_nodes(ray) -> list[Node]:
+    return [Node(n["NodeManagerAddress"], n["Resources"].get("CPU", 0.0),
+                 n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
+
+
+def worker_options(opts: StudyOptions, i: int, place: Placement, total: int | None,
+                   url: str) -> StudyOptions:
+    """Task I's options: one device, no workers of its own, the group's total (never a count
+    of its own), a sampler seed of its own."""
+    seed = int(np.random.SeedSequence([opts.sampler_seed_or_seed(), i]).generate_state(1)[0])
+    return dataclasses.replace(
+        opts, storage=url, ray=None, max_concurrent=None, devices=(), jobs=1,
+        device=place.device, threads=math.ceil(place.num_cpus), trials=None, total_trials=total,
+        sampler_seed=seed, tag=f"ray{i}", quiet=True)
+
+
+def node_counts(trials) -> Counter:
+    return Counter(t.user_attrs.get("node", "?") for t in trials)
+
+
+def group_total(finished: int, trials: int | None, total: int | None) -> int | None:
+    """The finished trials the group stops at: this run's count on top of what the study
+    holds, or --total-trials, whichever comes first (None: a budget or timeout ends it)."""
+    counts = [n for n in (None if trials is None else finished + trials, total) if n is not None]
+    return min(counts) if counts else None
+
+
+def run_task(opts: StudyOptions, space, arrays, console) -> int:
+    """One Ray task: the local worker loop, in this process, on the driver's arrays. Ray's
+    cancel arrives as SIGINT, which the stop flag turns into the end of the running trial at
+    its next progress point, as Ctrl-C does for a local study."""
+    import ray
+
+    from hpsearch.study.loop import StopFlag
+    from hpsearch.study.drivers.local import run_worker
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
+        code = run_worker(opts, space, storage, StopFlag().install(), time.monotonic(), console,
+                          arrays=arrays, node=ray.util.get_node_ip_address())
+    finally:  # the process goes back to Ray's pool with Ray's own handlers
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return code
