@@ -11,15 +11,17 @@ run:
 	scripts/setup
 	scripts/main-job
 
-# Two pytest workers share the 2 cores: many tests wait on other processes (workers, Ray,
-# heartbeats, a browser), and the Ray tests keep to one worker (xdist_group).
-PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+# Two pytest workers share the 2 cores (many tests wait on other processes: workers,
+# heartbeats, a browser); the tests of a real Ray cluster then run on their own.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+PARALLEL := -n 2 --dist loadgroup
 
 test:
 	scripts/setup --test
-	$(PYTEST) tests
+	$(PYTEST) $(PARALLEL) -m "not ray" tests
+	$(PYTEST) -m ray tests
 
 # The suite without the tests marked slow (servers, browsers, clusters, many processes).
 test-fast:
 	scripts/setup --test
-	$(PYTEST) -m "not slow" tests
+	$(PYTEST) $(PARALLEL) -m "not slow" tests

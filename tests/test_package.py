@@ -5,6 +5,7 @@ downloaded), run from an empty folder through its one `hpsearch` command."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -15,14 +16,22 @@ import pytest
 
 from conftest import ROOT
 
+# One wheel for the module, on one xdist worker.
+pytestmark = pytest.mark.xdist_group("package")
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The bin folder of a fresh venv with hpsearch installed from its wheel."""
     base = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools keeps its work in the source's build/, which two builds at
+    # once (or a stale one) would share.
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.db", "reports"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(base / "dist"), str(ROOT)], check=True, capture_output=True,
-                   timeout=300)
+                    "-q", "-w", str(base / "dist"), str(source)], check=True,
+                   capture_output=True, timeout=300)
     wheel, = (base / "dist").glob("hpsearch-*.whl")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -35,8 +35,9 @@ TINY = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--
 LOOPBACK_ENV = {cluster.RAY_LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
-# On one xdist worker: the tests look for stray Ray processes a test beside them would make.
-pytestmark = pytest.mark.xdist_group("ray")
+# Run on their own, after the rest (make test): a real Ray cluster on 2 cores does not
+# survive other tests loading the cores beside it (its raylet was seen to die).
+pytestmark = pytest.mark.ray
 
 
 # --- placement, on faked clusters -----------------------------------------------------------
