@@ -140,7 +140,8 @@ def noter(opts: StudyOptions, live: TrialWatcher | None, console: Console):
 
 def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, limits: Limits,
                claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress,
-               live: TrialWatcher | None, console: Console, gate=None) -> int:
+               live: TrialWatcher | None, console: Console,
+               gate: budgets.StartGate | None = None) -> int:
     # Optuna collects garbage after each trial (a pruned trial's traceback keeps its network
     # alive); freezing what lives for the whole run (modules, data, storage) takes it out of
     # those collections: 0.16 s a trial down to nothing.
