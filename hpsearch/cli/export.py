@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch export") -> int:
     from hpsearch.results import export
     from hpsearch.study.setup import StudySetup
     from hpsearch.study import storage as stores
-    from hpsearch.study.output import quiet_optuna
+    from hpsearch.study.output import best_trials, quiet_optuna
 
     quiet_optuna()
     study, _ = stores.load_study_at(args.study, args.storage)
-    best = export.best_trials(study)
+    best = best_trials(study)
     if not best:
         raise UsageError(f"study {args.study!r} has no completed trial yet; nothing to export")
     setup = StudySetup.of(study)

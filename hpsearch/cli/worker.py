@@ -13,17 +13,15 @@ import secrets
 
 from hpsearch.cli import study
 from hpsearch.errors import UsageError
-
-STORAGE_ENV = "HPSEARCH_STORAGE"
-
+from hpsearch.study.defaults import ENV
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch worker") -> int:
     argv = list(argv or [])
     if "-h" in argv or "--help" in argv:
         return study.main(argv, prog)
-    if not os.environ.get(STORAGE_ENV) and not any(a == "--storage" or a.startswith("--storage=")
+    if not os.environ.get(ENV) and not any(a == "--storage" or a.startswith("--storage=")
                                                    for a in argv):
-        raise UsageError(f"set {STORAGE_ENV} to the storage every worker shares, e.g. "
+        raise UsageError(f"set {ENV} to the storage every worker shares, e.g. "
                          f"postgresql+psycopg2://user:pass@host:5432/db")
     if not any(a == "--sampler-seed" or a.startswith("--sampler-seed=") for a in argv):
         argv = ["--sampler-seed", str(secrets.randbelow(2**24)), *argv]

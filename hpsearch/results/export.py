@@ -69,13 +69,6 @@ def test_accuracy(cfg: TrainConfig, setup: StudySetup, arrays: data.FashionMNIST
     }
 
 
-def best_trials(study: optuna.Study) -> list[FrozenTrial]:
-    try:
-        return study.best_trials
-    except ValueError:  # no completed trial
-        return []
-
-
 def chosen_trial(study: optuna.Study, best: list[FrozenTrial]) -> tuple[FrozenTrial, str | None]:
     """The confirmed winner where the study is confirmed (hpsearch confirm), else the most
     accurate best trial; and a note when the two differ."""

@@ -120,8 +120,9 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
     while limits.trials is None or ran < limits.trials:
         if stop():
             return True
-        if (deadline is not None and time.monotonic() >= deadline) or budget_spent(limits,
-                                                                                   skipped):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if budget_spent(limits, skipped):
             break
         outcome = run_one()
         if outcome == "full":

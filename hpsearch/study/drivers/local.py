@@ -130,9 +130,8 @@ def reporter(progress: output.Progress, live: TrialWatcher | None, console: Cons
     return lambda study, t: live.finished(progress.line(study, t), progress.left_phrase(study))
 
 
-def noter(opts: StudyOptions, live: TrialWatcher | None, console: Console):
+def noter(tag: str, live: TrialWatcher | None, console: Console):
     """Where the loop's notes go (a trial the budget did not start): a line, as a trial's."""
-    tag = f"[{opts.tag}] " if opts.tag else ""
     if live is not None:
         return lambda line: live.note(tag + line)
     return lambda line: console.say(tag + line)
@@ -149,7 +148,7 @@ def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, li
     try:
         interrupted = run_trials(study, objective, limits, stores.grace_for(opts.heartbeat),
                                  claim, report=reporter(progress, live, console), stop=stop,
-                                 gate=gate, note=noter(opts, live, console))
+                                 gate=gate, note=noter(progress.tag, live, console))
     finally:
         if live is not None:  # gone before anything else is printed
             live.close()
