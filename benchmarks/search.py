@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.cost_check import CHECKOUT
+from benchmarks.options import FIDELITY_FORM
 from hpsearch.engine.config import CHANCE, at_chance
 from hpsearch.errors import UsageError
 
@@ -64,7 +65,6 @@ def configs(network: str) -> dict[str, list[str]]:
             "shipped default": []}
 
 
-FIDELITY_FORM = "NETWORK:TRIALS:TRAIN:VAL:EPOCHS, e.g. lenet:20:20000:5000:10"
 
 
 def parse_fidelity(text: str) -> Fidelity:

@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from conftest import ROOT
-from hpsearch.study import artifacts
+from hpsearch.study import artifacts, hooks
 from hpsearch.engine import data
 from hpsearch.study import notes
 from hpsearch.study import space as spaces
@@ -138,6 +138,6 @@ def trained_study(url: str, name: str, arrays) -> optuna.Study:
     for params in TRAINED:
         study.enqueue_trial(params)
     objective = Objective(space, splits, torch.device("cpu"),
-                          artifact_store=artifacts.open_store(url))
+                          hooks=(hooks.CurveArtifact(artifacts.open_store(url)),))
     study.optimize(objective, n_trials=len(TRAINED))
     return study

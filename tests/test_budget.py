@@ -19,12 +19,13 @@ from hpsearch.engine.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.objective import Objective
 from hpsearch.study import plan as plans
-from hpsearch.study import budget as budgets
+from hpsearch.study import budget as budgets, hooks
 from hpsearch.study.budget import calibration, deadline, spent_seconds
 from hpsearch.study.loop import Limits, run_trials
 from hpsearch.cli.study import parse
 from hpsearch.study.search import choices
-from hpsearch.study.resume import baseline_params, load_space, with_precision
+from hpsearch.study.options import Extent, Fidelity
+from hpsearch.study.resume import at_fidelity, baseline_params, read_space, with_precision
 from hpsearch.engine.train import EpochRecord, RunResult
 
 CPU = torch.device("cpu")
@@ -75,7 +76,12 @@ def test_quick_steps_are_timed_longer(monkeypatch):
 
 def lenet_space(**over):
     opts = parse(["lenet", "--storage", "sqlite:///x.db", *over.get("argv", [])])
-    return opts, with_precision(load_space(opts), "float32")
+    return opts, lenet_at(opts.fidelity)
+
+
+def lenet_at(fid):
+    """lenet's shipped space at FID, in float32."""
+    return with_precision(at_fidelity(read_space("lenet", None), fid), "float32")
 
 
 MEDIAN = spaces.SearchDefaults(pruner="median")  # judged from epoch 1
@@ -87,7 +93,7 @@ def cost_of(step=0.01, evals=1e-5):
 
 def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     opts, space = lenet_space()
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40, MEDIAN)
+    plan = plans.make_plan(space, cost_of(), plans.workload(space, opts.fidelity), 40, MEDIAN)
     lines = plans.plan_lines(plan, "cpu", "float32")
     assert lines[0] == ("plan: 40 trials on cpu (float32): 50,000 train / 10,000 val images at "
                         "28x28, 5-20 epochs")
@@ -96,8 +102,8 @@ def test_plan_lines_say_trials_fidelity_seconds_and_the_pruners_saving():
     assert "fastest" in lines[1] and "median" in lines[1] and "slowest" in lines[1]
     assert plan.total(pruned=True) == pytest.approx(0.6 * plan.total(pruned=False))
     assert "with the median pruner (saves ~40%" in lines[2]
-    expensive = plans.make_plan(space, cost_of(step=0.05), plans.fidelity_of(space, opts), 40,
-                                MEDIAN)
+    expensive = plans.make_plan(space, cost_of(step=0.05),
+                                plans.workload(space, opts.fidelity), 40, MEDIAN)
     hint = plans.hour_options(expensive, "lenet")
     assert hint and "--budget 1h" in hint[0] and "--train-subset" in hint[0]
     assert plans.hour_options(plan, "lenet") == []
@@ -111,7 +117,7 @@ def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts
     assert plans.pruned_share("median", (1, 1), 0) == 1.0
     assert plans.pruned_share("hyperband", (5, 20), 0) == 1.0  # not measured: no saving
     opts, space = lenet_space()
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 40,
+    plan = plans.make_plan(space, cost_of(), plans.workload(space, opts.fidelity), 40,
                             spaces.SearchDefaults(pruner="median", warmup_epochs=2))
     assert plan.total(pruned=True) > 0.6 * plan.total(pruned=False)
     assert "the measured 40% less its 2-epoch warm-up" in plans.plan_lines(plan, "cpu",
@@ -120,51 +126,46 @@ def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts
 
 @pytest.mark.slow
 def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
-    opts, _ = lenet_space()
+    opts = parse(["lenet", "--budget", "10m"])
 
-    def space_of(o):
-        return with_precision(load_space(o), "float32")
+    def total(fid):
+        space = lenet_at(fid)
+        return plans.make_plan(space, cost_of(), plans.workload(space, fid), 20,
+                               choices(opts.search, space)).total(pruned=True)
 
-    def total(o):
-        space = space_of(o)
-        return plans.make_plan(space, cost_of(), plans.fidelity_of(space, o), 20,
-                               choices(o, space)).total(pruned=True)
-
-    def work(o):
-        return plans.training_work("lenet", plans.fidelity_of(space_of(o), o))
+    def work(fid):
+        return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
 
     budget = 600.0
-    chosen = plans.choose_fidelity(parse(["lenet", "--budget", "10m"]), space_of,
-                                   lambda size: cost_of(), budget)
+    chosen = plans.choose_fidelity(opts.fidelity, opts.search, opts.extent, lenet_at,
+                                   lambda size: cost_of())
     assert total(chosen) <= budget and chosen.max_epochs != 1
-    more = [c for c in plans.candidates(opts, "lenet")
+    more = [c for c in plans.candidates(opts.fidelity, "lenet")
             if work(c) > work(chosen) and c.max_epochs != 1]
     assert more and all(total(c) > budget for c in more)
     with pytest.raises(UsageError, match=r"--budget 0.2 s is too small: .* give at least "
                                          r"--budget \d+s"):
-        plans.choose_fidelity(opts, space_of, lambda size: cost_of(), 0.2)
+        plans.choose_fidelity(opts.fidelity, opts.search, Extent(budget=0.2), lenet_at,
+                              lambda size: cost_of())
 
 
 def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
-    opts, space = lenet_space()
-    one = dataclasses.replace(opts, max_epochs=1)
-    capped = with_precision(load_space(one), "float32")
-    plan = plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20, MEDIAN)
+    one = Fidelity(max_epochs=1)
+    capped = lenet_at(one)
+    plan = plans.make_plan(capped, cost_of(), plans.workload(capped, one), 20, MEDIAN)
     assert plan.fidelity.epochs == (1, 1) and plan.pruned_share == 1.0
-
-    def space_of(o):
-        return with_precision(load_space(o), "float32")
 
     # Unpruned, a budget that just holds one epoch on all the data, which is more training
     # work than any longer cap that fits: a longer cap on less data is still chosen.
-    budget = 1.01 * plans.make_plan(capped, cost_of(), plans.fidelity_of(capped, one), 20,
+    budget = 1.01 * plans.make_plan(capped, cost_of(), plans.workload(capped, one), 20,
                                     spaces.SearchDefaults(pruner="none")).total(pruned=True)
-    chosen = plans.choose_fidelity(parse(["lenet", "--budget", "1h", "--pruner", "none"]),
-                                   space_of, lambda size: cost_of(), budget)
-    fid = plans.fidelity_of(space_of(chosen), chosen)
-    assert chosen.max_epochs != 1 and fid.epochs[1] > 1
-    assert (plans.training_work("lenet", fid)
-            < plans.training_work("lenet", plans.fidelity_of(capped, one)))
+    opts = parse(["lenet", "--pruner", "none"])
+    chosen = plans.choose_fidelity(opts.fidelity, opts.search, Extent(budget=budget),
+                                   lenet_at, lambda size: cost_of())
+    work = plans.workload(lenet_at(chosen), chosen)
+    assert chosen.max_epochs != 1 and work.epochs[1] > 1
+    assert (plans.training_work("lenet", work)
+            < plans.training_work("lenet", plans.workload(capped, one)))
 
 
 def new_study(tmp_path):
@@ -225,8 +226,8 @@ def test_predictions_are_calibrated_by_the_studys_own_trials(tmp_path):
         add_trained(study, 1, 100.0)  # 10x: clamped
     assert calibration(study, model) == budgets.CALIBRATION_RANGE[1]
     opts, space = lenet_space(argv=["--train-subset", "1000", "--val-size", "1000"])
-    plan = plans.make_plan(space, cost_of(), plans.fidelity_of(space, opts), 5, MEDIAN)
-    prepared = budgets.Prepared(opts, space, cost_of(), plan)
+    plan = plans.make_plan(space, cost_of(), plans.workload(space, opts.fidelity), 5, MEDIAN)
+    prepared = budgets.Prepared(opts.fidelity, opts.extent, space, cost_of(), plan)
     cfg = TrainConfig(model="lenet", epochs=3, batch_size=128)
     uncalibrated = budgets.predictor(prepared)
     factor = calibration(study, uncalibrated)
@@ -273,7 +274,8 @@ def objective_with(space, splits, deadline, predict, monkeypatch, epoch_seconds)
         return result
 
     monkeypatch.setattr(objectives, "train", train)
-    return Objective(space, splits, CPU, predict=predict, deadline=deadline)
+    return Objective(space, splits, CPU, hooks=(hooks.StoreAttr("predicted_s", predict),
+                                                hooks.BudgetStop(deadline)))
 
 
 def test_a_trial_the_budget_would_not_start_is_never_stored(small_splits, monkeypatch):

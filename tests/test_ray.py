@@ -109,10 +109,12 @@ def test_bad_ray_flags_are_refused(capsys, argv, message):
 def test_ray_options_reach_the_tasks_as_a_total():
     opts = parse(["lenet", "--ray", "auto", "--trials", "8", "--max-concurrent", "2"])
     worker = cluster.worker_options(opts, 1, cluster.Placement(2, 1, 0.0), 14, "sqlite:////x.db")
-    assert (worker.ray, worker.trials, worker.total_trials, worker.device) == (None, None, 14, "cpu")
-    assert worker.storage == "sqlite:////x.db" and worker.tag == "ray1" and not worker.starts_workers
+    place, extent = worker.placement, worker.extent
+    assert (place.ray, extent.trials, extent.total_trials, place.device) == (None, None, 14, "cpu")
+    assert worker.store.url == "sqlite:////x.db" and worker.tag == "ray1"
+    assert not place.starts_workers
     other = cluster.worker_options(opts, 2, cluster.Placement(2, 1, 0.0), 14, "sqlite:////x.db")
-    assert worker.sampler_seed != other.sampler_seed
+    assert worker.search.sampler_seed != other.search.sampler_seed
 
 
 @pytest.mark.slow

@@ -108,14 +108,14 @@ def test_the_last_epoch_is_never_pruned(arrays):
 def test_the_search_is_the_command_lines_else_the_space_files():
     """Lab studies run every epoch unless told otherwise; a flag beats the file's [search]."""
     lab = spaces.load(ROOT / "hpsearch" / "studies" / "lab-lenet.toml")
-    assert choices(parse(["lab-lenet"]), lab).pruner == "none"
-    assert choices(parse(["lab-lenet", "--pruner", "median"]), lab).pruner == "median"
+    assert choices(parse(["lab-lenet"]).search, lab).pruner == "none"
+    assert choices(parse(["lab-lenet", "--pruner", "median"]).search, lab).pruner == "median"
     lenet = spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml")
-    assert choices(parse(["lenet"]), lenet) == lenet.search
+    assert choices(parse(["lenet"]).search, lenet) == lenet.search
     given = choices(parse(["lenet", "--sampler", "random", "--pruner", "hyperband",
-                           "--warmup-epochs", "0"]), lenet)
+                           "--warmup-epochs", "0"]).search, lenet)
     assert given == spaces.SearchDefaults("random", "hyperband", 0)
-    assert choices(parse(["lenet", "--two-objectives"]), lenet).pruner == "none"
+    assert choices(parse(["lenet", "--two-objectives"]).search, lenet).pruner == "none"
 
 
 def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):

@@ -16,8 +16,9 @@ from hpsearch.errors import UsageError
 from hpsearch.study.loop import Limits, StopFlag, room_for_a_trial, run_trials
 from hpsearch.cli.study import parse
 from hpsearch.study.output import quiet_optuna
-from hpsearch.study.resume import (check_resume, enqueue_lab_rows, lab_rows_done, load_space,
-                                   space_digest, study_setup, trials_for_run, with_precision)
+from hpsearch.study.resume import (at_fidelity, check_resume, enqueue_lab_rows, lab_rows_done,
+                                   read_space, space_digest, study_setup, trials_for_run,
+                                   with_precision)
 
 
 class StubObjective:
@@ -126,13 +127,18 @@ def test_stop_flag_first_signal_asks_second_stops_at_once():
         flag._handle(signal.SIGINT, None)
 
 
+def space_of(opts):
+    """The space file OPTS name, at their fidelity (as a study run puts it)."""
+    return at_fidelity(read_space(opts.name, opts.search.space), opts.fidelity)
+
+
 def lab_opts(tmp_path):
     return parse(["lab-lenet", "--storage", f"sqlite:///{tmp_path}/lab.db", "--max-epochs", "1"])
 
 
 def test_lab_rows_are_queued_once_even_by_workers_starting_together(tmp_path):
     opts = lab_opts(tmp_path)
-    space = with_precision(load_space(opts), "float32")
+    space = with_precision(space_of(opts), "float32")
     study, url = new_study(tmp_path, "lab-lenet")
     barrier = threading.Barrier(4)
 
@@ -152,18 +158,18 @@ def test_lab_rows_are_queued_once_even_by_workers_starting_together(tmp_path):
 
 def test_a_diverged_lab_row_is_done_an_interrupted_one_is_not(tmp_path):
     opts = lab_opts(tmp_path)
-    space = with_precision(load_space(opts), "float32")
+    space = with_precision(space_of(opts), "float32")
     study, url = new_study(tmp_path, "lab-lenet")
     claim = stores.TrialClaim(url, "lab-lenet")
-    assert trials_for_run(opts, study, space, claim) == 10
+    assert trials_for_run(opts.extent, study, space, claim) == 10
     for status in ("diverged", "interrupted"):  # rows 0 and 1 run, and end so
         trial = study.ask()  # takes the next queued row
         trial.set_user_attr("status", status)
         study.tell(trial, state=TrialState.FAIL)
     done = lab_rows_done(study)
     assert 0 in done and 1 not in done and set(range(2, 10)) <= done  # 2-9 still queued
-    assert trials_for_run(opts, study, space, claim) == 9  # row 1 queued again, row 0 not
-    assert trials_for_run(opts, study, space, claim) == 9  # and only once
+    assert trials_for_run(opts.extent, study, space, claim) == 9  # row 1 queued again, row 0 not
+    assert trials_for_run(opts.extent, study, space, claim) == 9  # and only once
 
 
 def test_the_stored_setup_holds_the_space_content_and_the_precision_that_ran(tmp_path):
@@ -173,21 +179,24 @@ def test_the_stored_setup_holds_the_space_content_and_the_precision_that_ran(tmp
     edited.write_text(text.replace("high = 1.5", "high = 2.0", 1))  # lr_sgd's upper end
     assert edited.read_text() != text
     opts = parse(["lenet", "--storage", "sqlite:///x.db"])
-    space = with_precision(load_space(opts), "bfloat16")
-    setup = study_setup(opts, space)
+    space = with_precision(space_of(opts), "bfloat16")
+    def setup_of(space):
+        return study_setup(opts.search, opts.fidelity, space)
+
+    setup = setup_of(space)
     assert setup["precision"] == "bfloat16"
-    other = with_precision(load_space(parse(["lenet", "--space", str(edited)])), "bfloat16")
+    other = with_precision(space_of(parse(["lenet", "--space", str(edited)])), "bfloat16")
     assert space_digest(other) != space_digest(space)
     with pytest.raises(UsageError, match="the search space's content: stored '[0-9a-f]+', now"):
-        check_resume(setup, study_setup(opts, other), "study 'lenet'")
+        check_resume(setup, setup_of(other), "study 'lenet'")
     with pytest.raises(UsageError, match="precision: stored 'bfloat16', now 'float32'"):
-        check_resume(setup, study_setup(opts, with_precision(space, "float32")), "study")
-    check_resume(setup, study_setup(opts, with_precision(load_space(opts), "bfloat16")), "s")
+        check_resume(setup, setup_of(with_precision(space, "float32")), "study")
+    check_resume(setup, setup_of(with_precision(space_of(opts), "bfloat16")), "s")
 
 
 def test_max_epochs_caps_a_space_without_an_epochs_parameter(tmp_path):
     bare = tmp_path / "bare.toml"
     bare.write_text('network = "lenet"\n[params.lr]\ntype = "float"\nlow = 0.1\nhigh = 1.0\n')
-    space = load_space(parse(["lenet", "--space", str(bare), "--max-epochs", "3"]))
+    space = space_of(parse(["lenet", "--space", str(bare), "--max-epochs", "3"]))
     assert space.fixed["epochs"] == 3
     assert spaces.suggest(optuna.create_study().ask(), space)["epochs"] == 3

@@ -1,6 +1,5 @@
 """The study command's options: parsed once, checked in one place, rendered back for workers."""
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from conftest import ROOT, refused, run_cli
 from hpsearch.study import storage as stores
 from hpsearch.errors import UsageError
 from hpsearch.cli.study import parse
-from hpsearch.study.options import to_argv
+from hpsearch.study import options
+from hpsearch.study.options import Placement, to_argv
 from hpsearch.study.drivers.workers import device_env, plan, split_trials
 
 
@@ -74,16 +74,15 @@ def test_workers_get_their_own_device_share_seed_and_no_workers_of_their_own(mon
                   "--threads", "1"])
     started = plan(opts, 5, {"PATH": "/bin"})
     workers = [parse(argv) for argv, _ in started]
-    assert [w.trials for w in workers] == [2, 1, 1, 1] == split_trials(5, 4)
-    assert all(w.devices == () and w.jobs == 1 and w.device == "cpu" and w.threads == 1
-               for w in workers)
+    assert [w.extent.trials for w in workers] == [2, 1, 1, 1] == split_trials(5, 4)
+    assert all(w.placement == Placement(device="cpu", threads=1) for w in workers)
     assert [w.tag for w in workers] == ["w0 cpu", "w1 cpu", "w2 cpu", "w3 cpu"]
-    assert len({w.sampler_seed for w in workers}) == 4
+    assert len({w.search.sampler_seed for w in workers}) == 4
     assert all(env[stores.ENV] == "sqlite:///w.db" and env["PATH"] == "/bin"
                for _, env in started)
     assert split_trials(None, 2) == [None, None]
     # Fewer trials than workers: the idle ones are not started.
-    assert len(plan(dataclasses.replace(opts, trials=2), 2, {})) == 2
+    assert len(plan(options.replace(opts, trials=2), 2, {})) == 2
 
 
 def test_each_cuda_worker_sees_only_its_own_gpu():
@@ -120,7 +119,7 @@ def test_help_does_not_import_torch(module):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["study", "train", "confirm", "export", "report", "models",
-                                     "dashboard", "worker"])
+                                     "dashboard", "worker", "bench"])
 def test_hpsearch_command_help_does_not_import_torch(command):
     code = ("import runpy, sys\n"
             f"sys.argv = ['hpsearch', {command!r}, '--help']\n"

@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch bench") -> int:
         raise UsageError("the benchmarks live in hpsearch's source checkout (benchmarks/), not "
                          "in the installed package; run `hpsearch bench` from the checkout's "
                          "root, or scripts/bench there")
+    from benchmarks.options import parse_args
+
+    parse_args(argv, prog)  # --help and bad flags answered before torch is imported
     from benchmarks.engine import main as bench_main
 
     return bench_main(argv, prog)

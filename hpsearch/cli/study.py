@@ -17,7 +17,7 @@ from hpsearch.cli import common
 from hpsearch.cli.common import duration, positive
 from hpsearch.engine.config import check_split
 from hpsearch.study.defaults import PRUNERS, SAMPLERS
-from hpsearch.study.options import DEFAULT_TRIALS, FLAGS, StudyOptions
+from hpsearch.study.options import DEFAULT_TRIALS, FLAGS, StudyOptions, from_fields
 from hpsearch.study.defaults import HEARTBEAT_SECONDS, grace_for, resolve_url
 
 
@@ -148,10 +148,10 @@ def parse(argv: list[str] | None, prog: str = "hpsearch study") -> StudyOptions:
         p.error(f"--pruner {args.pruner} cannot judge a two-objective study (Optuna prunes "
                 "one objective only); leave --pruner out or give none")
     check_split(args.val_size, args.train_subset)
-    fields = {k: v for k, v in vars(args).items() if k in FLAGS or k == "name"}
-    return StudyOptions(**{**fields, "devices": devices,
-                           "study_name": args.study_name or args.name,
-                           "storage": resolve_url(args.storage)})
+    values = {k: v for k, v in vars(args).items() if k in FLAGS}
+    return from_fields(args.name, {**values, "devices": devices,
+                                   "study_name": args.study_name or args.name,
+                                   "url": resolve_url(args.storage)})
 
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch study") -> int:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch study") -> int:
     from hpsearch.study.run import run
 
     code = run(opts, Terminal())
-    if code == 0 and opts.confirm and not opts.dry_run and not opts.tag:
+    if code == 0 and opts.extent.confirm and not opts.dry_run and not opts.tag:
         confirm_winner(opts)  # a worker's parent (or the Ray driver) confirms once all are done
     return code
 
@@ -171,9 +171,10 @@ def confirm_winner(opts: StudyOptions) -> None:
     from hpsearch.cli.confirm import run_confirmation
     from hpsearch.study import plan as plans, storage as stores
 
-    storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
-    study = stores.load_study(opts.study_name, storage)
-    device = "cpu" if opts.ray else (opts.devices or (opts.device,))[0]
+    where, place = opts.store, opts.placement
+    storage = stores.open_storage(where.url, heartbeat=where.heartbeat)
+    study = stores.load_study(where.study_name, storage)
+    device = "cpu" if place.ray else (place.devices or (place.device,))[0]
     print()
     run_confirmation(study, storage, plans.CONFIRM_TOP, plans.CONFIRM_SEEDS, False, device,
-                     opts.data_dir, opts.quiet)
+                     place.data_dir, opts.quiet)

@@ -20,8 +20,8 @@ from hpsearch.study import space as spaces
 from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
 from hpsearch.study.output import FINISHED
-from hpsearch.study.options import StudyOptions
-from hpsearch.study.resume import load_space, with_precision
+from hpsearch.study.options import Extent, Fidelity, Search, Store
+from hpsearch.study.resume import at_fidelity, with_precision
 from hpsearch.study.search import choices
 from hpsearch.study.setup import ATTR as SETUP_ATTR, StudySetup
 
@@ -30,10 +30,11 @@ COST_ATTR = "cost_models"  # study user attr: key -> StepCost json, reused by wo
 
 @dataclass(frozen=True)
 class Prepared:
-    """A study run made concrete: its options (the fidelity a budget picked filled in), its
-    space (precision resolved), the cost model and the plan."""
+    """A study run made concrete: its fidelity (a budget's pick filled in), its extent, its
+    space at that fidelity (precision resolved), the cost model and the plan."""
 
-    opts: StudyOptions
+    fidelity: Fidelity
+    extent: Extent
     space: spaces.Space
     cost: costs.StepCost
     plan: plans.Plan
@@ -76,46 +77,46 @@ def between(low: costs.StepCost, high: costs.StepCost, size: int) -> costs.StepC
                                eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image))
 
 
-def existing_study(opts: StudyOptions, storage) -> optuna.Study | None:
-    if storage is None or opts.study_name not in optuna.get_all_study_names(storage):
+def existing_study(where: Store, storage) -> optuna.Study | None:
+    if storage is None or where.study_name not in optuna.get_all_study_names(storage):
         return None
-    return optuna.load_study(study_name=opts.study_name, storage=storage)
+    return optuna.load_study(study_name=where.study_name, storage=storage)
 
 
-def fit_budget(opts: StudyOptions, precision: str, device: torch.device,
-               stored: StudySetup | None) -> StudyOptions:
-    """OPTS with the fidelity its budget picks; a study that exists (its STORED setup) keeps
-    its own."""
+def fit_budget(raw: spaces.Space, fid: Fidelity, search: Search, extent: Extent,
+               precision: str, device: torch.device, stored: StudySetup | None) -> Fidelity:
+    """The fidelity the budget picks around what FID fixed, for the space file RAW; a study
+    that exists (its STORED setup) keeps its own."""
     if stored is not None:
-        return dataclasses.replace(opts, train_subset=stored.train_subset,
+        return dataclasses.replace(fid, train_subset=stored.train_subset,
                                    max_epochs=stored.max_epochs, resize=stored.resize)
 
-    def space_of(cand: StudyOptions) -> spaces.Space:
-        return with_precision(load_space(cand), precision)
+    def space_of(cand: Fidelity) -> spaces.Space:
+        return with_precision(at_fidelity(raw, cand), precision)
 
-    base = cost_model(space_of(opts), device, None)
+    base = cost_model(space_of(fid), device, None)
     sizes = models.spec(base.network).budget_sizes
-    if opts.resize is not None or not sizes:
-        return plans.choose_fidelity(opts, space_of, lambda size: base, opts.budget)
-    small = cost_model(space_of(dataclasses.replace(opts, resize=sizes[-1])), device, None)
-    return plans.choose_fidelity(opts, space_of, lambda size: between(small, base, size),
-                                 opts.budget)
+    if fid.resize is not None or not sizes:
+        return plans.choose_fidelity(fid, search, extent, space_of, lambda size: base)
+    small = cost_model(space_of(dataclasses.replace(fid, resize=sizes[-1])), device, None)
+    return plans.choose_fidelity(fid, search, extent, space_of,
+                                 lambda size: between(small, base, size))
 
 
-def prepare(opts: StudyOptions, space: spaces.Space, device: torch.device, precision: str,
-            storage, trials: int | None) -> Prepared:
-    """Resolve precision and budget, measure (or read) the cost model, and plan TRIALS."""
-    study = existing_study(opts, storage)
-    if opts.budget is not None:
+def prepare(raw: spaces.Space, fid: Fidelity, search: Search, extent: Extent,
+            device: torch.device, precision: str, study: optuna.Study | None,
+            trials: int | None) -> Prepared:
+    """Fit the budget (if any), put the space file RAW at the fidelity, resolve precision,
+    measure (or read from STUDY) the cost model, and plan TRIALS."""
+    if extent.budget is not None:
         stored = (StudySetup.of(study) if study is not None and SETUP_ATTR in study.user_attrs
                   else None)
-        opts = fit_budget(opts, precision, device, stored)
-        space = load_space(opts)
-    space = with_precision(space, precision)
+        fid = fit_budget(raw, fid, search, extent, precision, device, stored)
+    space = with_precision(at_fidelity(raw, fid), precision)
     cost = cost_model(space, device, study)
-    fid = plans.fidelity_of(space, opts)
-    return Prepared(opts, space, cost, plans.make_plan(space, cost, fid, trials,
-                                                       choices(opts, space)))
+    plan = plans.make_plan(space, cost, plans.workload(space, fid), trials,
+                           choices(search, space))
+    return Prepared(fid, extent, space, cost, plan)
 
 
 def spent_seconds(study: optuna.Study) -> float:
@@ -180,18 +181,18 @@ def calibration(study: optuna.Study, model) -> float:
 
 def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
     lines = plans.plan_lines(prepared.plan, str(device), prepared.space.fixed["precision"])
-    opts = prepared.opts
-    if opts.budget is not None:
+    extent = prepared.extent
+    if extent.budget is not None:
         left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"
-        fits = prepared.plan.trials_in(opts.budget if remaining is None else remaining)
-        lines.append(f"  budget {plans.fmt_seconds(opts.budget)}{left}: about {fits} trials "
+        fits = prepared.plan.trials_in(extent.budget if remaining is None else remaining)
+        lines.append(f"  budget {plans.fmt_seconds(extent.budget)}{left}: about {fits} trials "
                      f"at this fidelity")
     else:
         lines += plans.hour_options(prepared.plan, prepared.space.network)
-    if opts.confirm:
+    if extent.confirm:
         lines.append(f"  then --confirm: {plans.CONFIRM_RUNS} runs, "
-                     f"~{plans.fmt_seconds(plans.confirm_seconds(opts, prepared.plan))}"
-                     + (", kept out of the search's budget" if opts.budget else ""))
+                     f"~{plans.fmt_seconds(plans.confirm_seconds(True, prepared.plan))}"
+                     + (", kept out of the search's budget" if extent.budget else ""))
     return "\n".join(lines)
 
 

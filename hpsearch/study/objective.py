@@ -1,25 +1,20 @@
 """The Optuna glue: one trial = suggest a config from the space, train it, store what a user
-needs to judge it. The training loop itself knows nothing of Optuna; it sees callbacks."""
+needs to judge it, report each epoch, prune. The training loop itself knows nothing of Optuna;
+it sees callbacks. What else a study does around a trial comes in as hooks (TrialHook)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore
 
-from hpsearch.study import artifacts
 from hpsearch.engine import data
 from hpsearch.study import space as spaces
 from hpsearch.engine.config import CHANCE, TrainConfig
 from hpsearch.errors import TrialEnded
-from hpsearch.engine.train import RunResult, train
-
-if TYPE_CHECKING:
-    from hpsearch.study.console import TrialWatcher
+from hpsearch.engine.train import EpochRecord, RunResult, train
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_seconds",
@@ -47,47 +42,51 @@ def store_result(trial: optuna.Trial, result: RunResult) -> None:
         trial.set_user_attr(name, doc[name])
 
 
+class TrialHook:
+    """Something a study does around each trial besides training it (live bars, the
+    learning-curve artifact, the budget's stop, a stored attr); each method does nothing
+    unless overridden. They run inside the objective, not as Optuna's callbacks, because those
+    come after the trial has finished, when Optuna refuses writes to it."""
+
+    def started(self, trial: optuna.Trial, cfg: TrainConfig) -> None:
+        """Before the first epoch."""
+
+    def epoch(self, trial: optuna.Trial, record: EpochRecord) -> str | None:
+        """After each epoch: a reason to stop the trial
+        before its next epoch, or None. Not asked to stop after the last one."""
+        return None
+
+    def ended(self, trial: optuna.Trial, result: RunResult) -> None:
+        """After training, results stored, before the trial's state is decided."""
+
+
 @dataclass
 class Objective:
-    """Callable for study.optimize. Two objectives: (val accuracy up, training seconds down);
-    Optuna cannot prune those, so then no intermediate values are reported."""
+    """Callable for study.optimize: suggest, train, report, prune, with HOOKS around it.
+    Two objectives: (val accuracy up, training seconds down); Optuna cannot prune those, so
+    then no intermediate values are reported."""
 
     space: spaces.Space
     splits: data.Splits
     device: torch.device
     seed: int = 0
     two_objectives: bool = False
-    log: Callable[[str], None] | None = None
-    # Where each trial's learning-curve PNG goes (artifacts.open_store); None: nowhere.
-    artifact_store: FileSystemArtifactStore | None = None
+    log: Callable[[str], None] | None = None  # the training loop's progress lines
     # Asked at the training loop's progress points: True ends the trial as interrupted.
     should_stop: Callable[[], bool] | None = None
-    # config -> predicted seconds (hpsearch/cost.py), stored beside the measured ones.
-    predict: Callable[[TrainConfig], float] | None = None
-    # time.monotonic() at which the study's budget ends: no epoch is begun that would end
-    # after it (whether a trial starts at all is budget.StartGate's to say, before it is stored)
-    deadline: float | None = None
-    # Live progress on a terminal (the command line's bars): told of each trial and epoch.
-    bars: TrialWatcher | None = None
-    node: str | None = None  # the Ray node a task runs on, stored on each trial
-
+    hooks: tuple[TrialHook, ...] = ()
 
     def __call__(self, trial: optuna.Trial):
         cfg = TrainConfig(model=self.space.network, seed=self.seed,
                           **spaces.suggest(trial, self.space))
         trial.set_user_attr("config", asdict(cfg))
-        if self.node is not None:
-            trial.set_user_attr("node", self.node)
-        if self.predict is not None:
-            trial.set_user_attr("predicted_s", self.predict(cfg))
-        if self.bars is not None:
-            self.bars.started(trial.number, cfg)
+        for hook in self.hooks:
+            hook.started(trial, cfg)
         result = train(cfg, self.splits, self.device, on_epoch=self._on_epoch(trial, cfg),
                        log=self.log, should_stop=self.should_stop)
         store_result(trial, result)
-        # Uploaded before the trial ends, so pruned and diverged runs show their curves too.
-        if self.artifact_store is not None and result.epochs:
-            artifacts.upload_learning_curve(trial, self.artifact_store)
+        for hook in self.hooks:
+            hook.ended(trial, result)
         if result.status == "stopped":
             raise optuna.TrialPruned(result.reason)
         if result.status == "interrupted":
@@ -99,19 +98,16 @@ class Objective:
 
     def _on_epoch(self, trial: optuna.Trial, cfg: TrainConfig):
         def on_epoch(record) -> str | None:
-            if self.bars is not None:
-                self.bars.epoch(record.val_acc)
             if not self.two_objectives:
                 trial.report(record.val_acc, record.epoch)
+            reasons = [hook.epoch(trial, record) for hook in self.hooks]
             # After the last epoch there is nothing left to save: the trial completes, and its
             # value counts for the sampler and for the pruner's median.
             if record.epoch == cfg.epochs:
                 return None
-            # A next epoch that would end after the budget does is not begun.
-            if self.deadline is not None and time.monotonic() + record.seconds > self.deadline:
-                return f"budget: stopped after epoch {record.epoch}, the next would overrun"
-            if not self.two_objectives and trial.should_prune():
-                return f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
-            return None
+            stop = next((r for r in reasons if r is not None), None)
+            if stop is None and not self.two_objectives and trial.should_prune():
+                stop = f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
+            return stop
 
         return on_epoch

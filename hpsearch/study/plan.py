@@ -25,7 +25,7 @@ from hpsearch.study import space as spaces
 from hpsearch.engine.config import TRAIN_IMAGES, TrainConfig
 from hpsearch.units import HOUR, fmt_seconds
 from hpsearch.errors import UsageError
-from hpsearch.study.options import StudyOptions
+from hpsearch.study.options import Extent, Fidelity, Search
 from hpsearch.study.search import choices
 
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
@@ -39,8 +39,8 @@ EPOCH_CAPS = (None, 10, 6, 3, 1)  # None: the space's own
 
 
 @dataclass(frozen=True)
-class Fidelity:
-    """What every trial trains on."""
+class Workload:
+    """What every trial trains on, in numbers: a Fidelity (options.py) made concrete."""
 
     train_images: int
     val_images: int
@@ -54,12 +54,13 @@ class Fidelity:
                 f"{self.size}x{self.size}, {epochs}")
 
 
-def fidelity_of(space: spaces.Space, opts: StudyOptions) -> Fidelity:
-    most_train = TRAIN_IMAGES - opts.val_size
-    n_train = min(opts.train_subset or most_train, most_train)
+def workload(space: spaces.Space, fid: Workload) -> Workload:
+    """FID's numbers for SPACE (at FID already: at_fidelity)."""
+    most_train = TRAIN_IMAGES - fid.val_size
+    n_train = min(fid.train_subset or most_train, most_train)
     size = space.fixed.get("resize") or models.spec(space.network).default_size
     epochs = [c["epochs"] for c in sample_configs(space)]
-    return Fidelity(n_train, opts.val_size, size, (min(epochs), max(epochs)))
+    return Workload(n_train, fid.val_size, size, (min(epochs), max(epochs)))
 
 
 _SAMPLED: dict[str, tuple[dict, ...]] = {}  # repr(space) -> configs (a Space holds dicts)
@@ -97,7 +98,7 @@ def measured_cost(network: str, size: int, precision: str, device: str,
     return costs.measure(network, size, precision, torch.device(device), batches)
 
 
-def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Fidelity) -> list[float]:
+def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Workload) -> list[float]:
     """Predicted seconds of each sampled config, sorted."""
     default_batch = TrainConfig(model=space.network).batch_size
     return sorted(costs.run_seconds(cost, c.get("epochs", 10), fid.train_images,
@@ -108,7 +109,7 @@ def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Fidelity) -> l
 @dataclass(frozen=True)
 class Plan:
     trials: int | None  # None: no count (a total, a budget or a timeout ends it)
-    fidelity: Fidelity
+    fidelity: Workload
     per_trial: tuple[float, float, float]  # fastest, median, slowest seconds
     mean_trial: float
     pruned_share: float  # of the unpruned seconds a pruned study spends (1: no saving)
@@ -139,7 +140,7 @@ def pruned_share(pruner: str, epochs: tuple[int, int], warmup_epochs: int) -> fl
     return 1.0 - (1.0 - measured) * cut
 
 
-def make_plan(space: spaces.Space, cost: costs.StepCost, fid: Fidelity, trials: int | None,
+def make_plan(space: spaces.Space, cost: costs.StepCost, fid: Workload, trials: int | None,
               search: spaces.SearchDefaults) -> Plan:
     """TRIALS of SPACE at FID, priced by COST, with SEARCH's pruner and warm-up (choices)."""
     secs = trial_seconds(space, cost, fid)
@@ -191,14 +192,14 @@ def flops_ratio(network: str, size: int, base: int) -> float:
     return models.forward_flops(network, size) / models.forward_flops(network, base)
 
 
-def candidates(opts: StudyOptions, network: str) -> list[StudyOptions]:
+def candidates(fid: Fidelity, network: str) -> list[Fidelity]:
     """Fidelities a budget may choose from; what the user fixed (--train-subset, --resize,
     --max-epochs) stays fixed."""
-    subsets = (opts.train_subset,) if opts.train_subset else SUBSETS
-    sizes = (opts.resize,) if opts.resize else models.spec(network).budget_sizes or (None,)
-    caps = (opts.max_epochs,) if opts.max_epochs else EPOCH_CAPS
+    subsets = (fid.train_subset,) if fid.train_subset else SUBSETS
+    sizes = (fid.resize,) if fid.resize else models.spec(network).budget_sizes or (None,)
+    caps = (fid.max_epochs,) if fid.max_epochs else EPOCH_CAPS
     default = models.spec(network).default_size
-    return [dataclasses.replace(opts, train_subset=n, max_epochs=cap,
+    return [dataclasses.replace(fid, train_subset=n, max_epochs=cap,
                                 resize=None if size in (None, default) else size)
             for n in subsets for size in sizes for cap in caps
             if size is None or size >= models.min_size(network)]
@@ -208,25 +209,27 @@ CONFIRM_TOP, CONFIRM_SEEDS = 3, 3  # what --confirm runs (hpsearch.confirm's def
 CONFIRM_RUNS = (CONFIRM_TOP + 2) * CONFIRM_SEEDS  # the top, the baseline, the winner's test runs
 
 
-def confirm_seconds(opts: StudyOptions, plan: Plan) -> float:
-    """What --confirm will take after the search: its runs at the median trial's length."""
-    return CONFIRM_RUNS * plan.per_trial[1] if opts.confirm else 0.0
+def confirm_seconds(confirm: bool, plan: Plan) -> float:
+    """What --confirm (CONFIRM) will take after the search: its runs at the median trial's
+    length."""
+    return CONFIRM_RUNS * plan.per_trial[1] if confirm else 0.0
 
 
-def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> StudyOptions:
-    """OPTS at the candidate fidelity with the most training work where TARGET_TRIALS (or
-    --trials) median trials, after the pruner's saving, fit into BUDGET seconds; the cheapest
-    candidate when none does, if one trial of it fits. SPACE_OF(opts) gives the capped space,
-    COST_AT(size) the cost model at that input size."""
-    want = opts.trials or TARGET_TRIALS
+def choose_fidelity(fid: Fidelity, search: Search, extent: Extent, space_of,
+                    cost_at) -> Fidelity:
+    """The candidate fidelity (around what FID fixed) with the most training work where
+    TARGET_TRIALS (or --trials) median trials, after the pruner's saving, fit into the budget
+    of EXTENT; the cheapest candidate when none does, if one trial of it fits. SPACE_OF(fid)
+    gives the space at that fidelity, COST_AT(size) the cost model at that input size."""
+    want, budget = extent.trials or TARGET_TRIALS, extent.budget
     priced = []
-    for cand in candidates(opts, space_of(opts).network):
+    for cand in candidates(fid, space_of(fid).network):
         space = space_of(cand)
-        fid = fidelity_of(space, cand)
-        plan = make_plan(space, cost_at(fid.size), fid, want, choices(opts, space))
-        extra = confirm_seconds(opts, plan)
+        work = workload(space, cand)
+        plan = make_plan(space, cost_at(work.size), work, want, choices(search, space))
+        extra = confirm_seconds(extent.confirm, plan)
         priced.append((plan.total(pruned=True) + extra, plan.per_trial[0] + extra,
-                       training_work(space.network, fid), cand))
+                       training_work(space.network, work), cand))
     # Most training work first, not most seconds: seconds spent evaluating the fixed validation
     # split buy nothing (resnet at 1h ranked 2,000 images at 48x48 over 10,000 at 32x32). A
     # one-epoch cap comes last: such trials cannot be pruned, leave epochs and the schedule out
@@ -243,7 +246,7 @@ def choose_fidelity(opts: StudyOptions, space_of, cost_at, budget: float) -> Stu
     return cheapest
 
 
-def training_work(network: str, fid: Fidelity) -> float:
+def training_work(network: str, fid: Workload) -> float:
     """A trial's training FLOPs, up to a constant: images x mean epochs x FLOPs per image."""
     return (fid.train_images * sum(fid.epochs) / 2
             * models.forward_flops(network, fid.size))

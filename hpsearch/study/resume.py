@@ -19,7 +19,7 @@ from hpsearch.study import space as spaces
 from hpsearch.study import storage as stores
 from hpsearch.engine.config import TrainConfig
 from hpsearch.errors import UsageError
-from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
+from hpsearch.study.options import DEFAULT_TRIALS, Extent, Fidelity, Search, Store
 from hpsearch.study.search import choices, make_pruner, make_sampler, max_epochs_of
 
 # The search spaces hpsearch ships (package data); a studies/ folder in the working directory
@@ -43,19 +43,28 @@ def find_space_file(name: str, given: Path | None) -> Path:
                      f"known: {', '.join(known)}; or pass --space FILE")
 
 
-def load_space(opts: StudyOptions) -> spaces.Space:
-    """The space file with the command line's fixed fields (--resize, --precision) and epoch
-    cap applied; a bad file or a size the network cannot take stops here."""
-    space = spaces.load(find_space_file(opts.name, opts.space))
-    given = {k: v for k, v in (("resize", opts.resize), ("precision", opts.precision))
+def read_space(name: str, given: Path | None) -> spaces.Space:
+    """The space file of NAME (or GIVEN) as written; a bad file stops here."""
+    return spaces.load(find_space_file(name, given))
+
+
+def at_fidelity(space: spaces.Space, fid: Fidelity) -> spaces.Space:
+    """SPACE as the file gives it, with FID's fixed fields (resize, precision) and epoch cap
+    applied; a size the network cannot take stops here."""
+    given = {k: v for k, v in (("resize", fid.resize), ("precision", fid.precision))
              if v is not None}
     if given:
         space = dataclasses.replace(space, fixed={**space.fixed, **given})
     models.check_size(space.network, space.fixed.get("resize") or
                       models.spec(space.network).default_size)
-    if opts.max_epochs is not None:
-        space = spaces.cap_epochs(space, opts.max_epochs)
+    if fid.max_epochs is not None:
+        space = spaces.cap_epochs(space, fid.max_epochs)
     return space
+
+
+def wanted_precision(space: spaces.Space, fid: Fidelity) -> str:
+    """The precision asked for (--precision, else the space's), before the device resolves it."""
+    return fid.precision or space.fixed.get("precision", "auto")
 
 
 def with_precision(space: spaces.Space, precision: str) -> spaces.Space:
@@ -75,14 +84,14 @@ def space_digest(space: spaces.Space) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def study_setup(opts: StudyOptions, space: spaces.Space) -> dict:
+def study_setup(search: Search, fid: Fidelity, space: spaces.Space) -> dict:
     """What makes trials of one study comparable; stored with the study, checked on resume."""
     return {"network": space.network, "space": space.path.name,
-            "space_digest": space_digest(space), "seed": opts.seed,
-            "train_subset": opts.train_subset, "val_size": opts.val_size,
-            "resize": space.fixed.get("resize"), "max_epochs": opts.max_epochs,
+            "space_digest": space_digest(space), "seed": search.seed,
+            "train_subset": fid.train_subset, "val_size": fid.val_size,
+            "resize": space.fixed.get("resize"), "max_epochs": fid.max_epochs,
             "precision": space.fixed["precision"],
-            "objectives": "accuracy,time" if opts.two_objectives else "accuracy"}
+            "objectives": "accuracy,time" if search.two_objectives else "accuracy"}
 
 
 def check_resume(stored: dict, setup: dict, where: str) -> None:
@@ -99,27 +108,27 @@ def check_resume(stored: dict, setup: dict, where: str) -> None:
                      f"same options and space file, or a new --study-name")
 
 
-def open_study(opts: StudyOptions, storage, space: spaces.Space,
+def open_study(where: Store, search: Search, fid: Fidelity, storage, space: spaces.Space,
                planned: int | None = None) -> optuna.Study:
-    """Create STUDY or resume it under the same setup, with a sampler seeded for this run and
-    sized for PLANNED trials (None: unknown). SPACE's precision must be resolved
-    (with_precision)."""
-    setup = study_setup(opts, space)
-    directions = list(TWO_OBJECTIVES) if opts.two_objectives else ["maximize"]
-    used = choices(opts, space)
+    """Create the study WHERE names, or resume it under the same setup, with a sampler seeded
+    for this run and sized for PLANNED trials (None: unknown). SPACE is at FID
+    (at_fidelity), its precision resolved (with_precision)."""
+    setup = study_setup(search, fid, space)
+    directions = list(TWO_OBJECTIVES) if search.two_objectives else ["maximize"]
+    used = choices(search, space)
     pruner = make_pruner(used.pruner, max_epochs_of(space), used.warmup_epochs)
-    study = optuna.create_study(study_name=opts.study_name, storage=storage,
+    study = optuna.create_study(study_name=where.study_name, storage=storage,
                                 load_if_exists=True, pruner=pruner, directions=directions)
     stored = study.user_attrs.get("setup")
     if stored is None:
         study.set_user_attr("setup", setup)
         study.set_metric_names(["val_accuracy", "train_seconds"][:len(directions)])
     else:
-        check_resume(stored, setup, f"study {opts.study_name!r} in {stores.redact(opts.storage)}")
+        check_resume(stored, setup, f"study {where.study_name!r} in {stores.redact(where.url)}")
     # Mix the trials already there into the seed: a resumed study (or a worker joining late)
     # must not replay the random start-up proposals of an earlier run, while a fresh study
     # stays reproducible. SeedSequence mixes, so (seed, n) pairs do not collide as seed + n would.
-    seq = np.random.SeedSequence([opts.sampler_seed_or_seed(), len(study.trials)])
+    seq = np.random.SeedSequence([search.sampler_seed_or_seed(), len(study.trials)])
     study.sampler = make_sampler(used.sampler, int(seq.generate_state(1)[0]), space, planned)
     # What this run searches with, for the reader (and the dashboard); written only when it
     # changed, so workers joining the study do not all write it at once.
@@ -152,16 +161,16 @@ def enqueue_lab_rows(study: optuna.Study, space: spaces.Space, claim: stores.Tri
         return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
-def trials_for_run(opts: StudyOptions, study: optuna.Study, space: spaces.Space,
+def trials_for_run(extent: Extent, study: optuna.Study, space: spaces.Space,
                    claim: stores.TrialClaim) -> int | None:
     """This run's trial count: --trials; for a lab study the rows left (queued here); else
     DEFAULT_TRIALS, unless a --total-trials or a --budget bounds the run (None: no count)."""
     if space.is_lab:
         pending = enqueue_lab_rows(study, space, claim)
-        return opts.trials if opts.trials is not None else pending
-    if opts.trials is None and opts.total_trials is None and opts.budget is None:
+        return extent.trials if extent.trials is not None else pending
+    if extent.trials is None and extent.total_trials is None and extent.budget is None:
         return DEFAULT_TRIALS
-    return opts.trials
+    return extent.trials
 
 
 def baseline_params(space: spaces.Space) -> tuple[dict, list[str]]:

@@ -10,7 +10,7 @@ from hpsearch.study.console import Console
 from hpsearch.study.loop import StopFlag
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.output import quiet_optuna
-from hpsearch.study.resume import load_space
+from hpsearch.study.resume import at_fidelity, read_space
 
 
 def run(opts: StudyOptions, console: Console) -> int:
@@ -20,20 +20,23 @@ def run(opts: StudyOptions, console: Console) -> int:
     started = time.monotonic()
     stop = StopFlag().install()
     quiet_optuna()
-    space = load_space(opts)  # a bad file stops here, before the storage is touched
+    # A bad file, or a size the network cannot take, stops here, before the storage is touched.
+    # The drivers take the file as written: a budget puts it at the fidelity it picks.
+    raw = read_space(opts.name, opts.search.space)
+    at_fidelity(raw, opts.fidelity)
     if opts.dry_run:
         from hpsearch.study.drivers import local
 
-        return local.dry_run(opts, space, console)
-    if opts.ray is not None:  # the storage is opened once the cluster is found fit for it
+        return local.dry_run(opts, raw, console)
+    if opts.placement.ray is not None:  # the storage is opened once the cluster is found fit
         from hpsearch.study.drivers import ray_driver
 
-        return ray_driver.run_on_ray(opts, space, stop, console)
-    storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
-    if opts.starts_workers:
+        return ray_driver.run_on_ray(opts, raw, stop, console)
+    storage = stores.open_storage(opts.store.url, heartbeat=opts.store.heartbeat)
+    if opts.placement.starts_workers:
         from hpsearch.study.drivers import workers
 
-        return workers.run_workers(opts, space, storage, stop, console)
+        return workers.run_workers(opts, raw, storage, stop, console)
     from hpsearch.study.drivers import local
 
-    return local.run_worker(opts, space, storage, stop, started, console)
+    return local.run_worker(opts, raw, storage, stop, started, console)

@@ -7,6 +7,7 @@ import optuna
 
 from hpsearch.study import space as spaces
 from hpsearch.errors import UsageError
+from hpsearch.study.options import Search
 from hpsearch.study.pruners import EpochMedianPruner
 
 
@@ -71,15 +72,15 @@ def make_pruner(name: str, max_epochs: int, warmup_epochs: int = 0) -> optuna.pr
     return optuna.pruners.NopPruner()
 
 
-def choices(opts, space: spaces.Space) -> spaces.SearchDefaults:
+def choices(search: Search, space: spaces.Space) -> spaces.SearchDefaults:
     """The sampler, pruner and warm-up a study uses: the command line's, else the space
     file's [search] (lab studies: no pruner)."""
     own = space.search
     # A two-objective study reports no epochs (Optuna prunes one objective only).
-    pruner = opts.pruner or ("none" if opts.two_objectives else own.pruner)
+    pruner = search.pruner or ("none" if search.two_objectives else own.pruner)
     return spaces.SearchDefaults(
-        sampler=opts.sampler or own.sampler, pruner=pruner,
-        warmup_epochs=own.warmup_epochs if opts.warmup_epochs is None else opts.warmup_epochs)
+        sampler=search.sampler or own.sampler, pruner=pruner,
+        warmup_epochs=own.warmup_epochs if search.warmup_epochs is None else search.warmup_epochs)
 
 
 def max_epochs_of(space: spaces.Space) -> int:

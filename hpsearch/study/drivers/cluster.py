@@ -25,6 +25,7 @@ import numpy as np
 from hpsearch.study import artifacts
 from hpsearch.study import storage as stores
 from hpsearch.errors import UsageError
+from hpsearch.study import options
 from hpsearch.study.options import StudyOptions
 
 # Ray's smallest resource unit: a GPU fraction must be a multiple of 0.0001.
@@ -177,9 +178,9 @@ def worker_options(opts: StudyOptions, i: int, place: Placement, total: int | No
                    url: str) -> StudyOptions:
     """Task I's options: one device, no workers of its own, the group's total (never a count
     of its own), a sampler seed of its own."""
-    seed = int(np.random.SeedSequence([opts.sampler_seed_or_seed(), i]).generate_state(1)[0])
-    return dataclasses.replace(
-        opts, storage=url, ray=None, max_concurrent=None, devices=(), jobs=1,
+    seed = int(np.random.SeedSequence([opts.search.sampler_seed_or_seed(), i]).generate_state(1)[0])
+    return options.replace(
+        opts, url=url, ray=None, max_concurrent=None, devices=(), jobs=1,
         device=place.device, threads=math.ceil(place.num_cpus), trials=None, total_trials=total,
         sampler_seed=seed, tag=f"ray{i}", quiet=True)
 
@@ -195,7 +196,7 @@ def group_total(finished: int, trials: int | None, total: int | None) -> int | N
     return min(counts) if counts else None
 
 
-def run_task(opts: StudyOptions, space, arrays, console) -> int:
+def run_task(opts: StudyOptions, raw, arrays, console) -> int:
     """One Ray task: the local worker loop, in this process, on the driver's arrays. Ray's
     cancel arrives as SIGINT, which the stop flag turns into the end of the running trial at
     its next progress point, as Ctrl-C does for a local study."""
@@ -206,8 +207,8 @@ def run_task(opts: StudyOptions, space, arrays, console) -> int:
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
-        code = run_worker(opts, space, storage, StopFlag().install(), time.monotonic(), console,
+        storage = stores.open_storage(opts.store.url, heartbeat=opts.store.heartbeat)
+        code = run_worker(opts, raw, storage, StopFlag().install(), time.monotonic(), console,
                           arrays=arrays, node=ray.util.get_node_ip_address())
     finally:  # the process goes back to Ray's pool with Ray's own handlers
         for sig, handler in saved.items():

@@ -11,44 +11,51 @@ import torch
 
 from hpsearch.engine import data
 from hpsearch.engine.device import pick_device, resolve_precision
-from hpsearch.study import artifacts, budget as budgets, output, plan as plans
+from hpsearch.study import artifacts, budget as budgets, hooks, output, plan as plans
 from hpsearch.study import space as spaces, storage as stores
 from hpsearch.study.console import Console, TrialWatcher
 from hpsearch.study.loop import Limits, StopFlag, run_trials
 from hpsearch.study.objective import Objective
-from hpsearch.study.options import DEFAULT_TRIALS, StudyOptions
+from hpsearch.study.options import DEFAULT_TRIALS, Extent, Store, StudyOptions
 from hpsearch.study.output import FINISHED
-from hpsearch.study.resume import enqueue_baseline, open_study, trials_for_run
+from hpsearch.study.resume import enqueue_baseline, open_study, trials_for_run, wanted_precision
 from hpsearch.units import fmt_seconds
 
 
-def planned_trials(opts: StudyOptions, space: spaces.Space) -> int | None:
+def planned_trials(extent: Extent, space: spaces.Space) -> int | None:
     """The trials the plan counts: --trials, the lab's rows, else a total or the default
     (None when a budget or timeout alone ends the study)."""
-    if opts.trials is not None:
-        return opts.trials
+    if extent.trials is not None:
+        return extent.trials
     if space.is_lab:
         return len(space.lab_rows)
-    if opts.total_trials is not None:
-        return opts.total_trials
-    return None if opts.budget else DEFAULT_TRIALS
+    if extent.total_trials is not None:
+        return extent.total_trials
+    return None if extent.budget else DEFAULT_TRIALS
 
 
-def dry_run(opts: StudyOptions, space: spaces.Space, console: Console) -> int:
+def prepare_here(opts: StudyOptions, raw: spaces.Space, device: torch.device,
+                 study: optuna.Study | None) -> budgets.Prepared:
+    """The run planned on DEVICE: the space file RAW at its fidelity, the cost, the plan."""
+    precision = resolve_precision(device, wanted_precision(raw, opts.fidelity))
+    return budgets.prepare(raw, opts.fidelity, opts.search, opts.extent, device, precision,
+                           study, planned_trials(opts.extent, raw))
+
+
+def dry_run(opts: StudyOptions, raw: spaces.Space, console: Console) -> int:
     """Print the plan; no storage is opened, no data loaded, nothing trained but the few
     timed steps of the cost model."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = pick_device((opts.devices or (opts.device,))[0])
-    precision = resolve_precision(device, space.fixed.get("precision", "auto"))
-    prepared = budgets.prepare(opts, space, device, precision, None,
-                               planned_trials(opts, space))
-    console.say(budgets.plan_text(prepared, device, opts.budget))
+    place = opts.placement
+    if place.threads:
+        torch.set_num_threads(place.threads)
+    device = pick_device((place.devices or (place.device,))[0])
+    prepared = prepare_here(opts, raw, device, None)
+    console.say(budgets.plan_text(prepared, device, opts.extent.budget))
     console.say("dry run: nothing stored, nothing trained")
     return 0
 
 
-def start_line(opts: StudyOptions, study: optuna.Study, space: spaces.Space, limits: Limits,
+def start_line(url: str, study: optuna.Study, space: spaces.Space, limits: Limits,
                device: torch.device, splits: data.Splits) -> str:
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     plan = [f"{limits.trials} more trials"] if limits.trials is not None else []
@@ -57,59 +64,77 @@ def start_line(opts: StudyOptions, study: optuna.Study, space: spaces.Space, lim
     if limits.deadline is not None:
         plan.append(f"for {fmt_seconds(limits.deadline - time.monotonic())}")
     return (f"study {study.study_name!r} ({space.network}, {space.path}) in "
-            f"{stores.redact(opts.storage)}: {finished} finished trials so far; running "
+            f"{stores.redact(url)}: {finished} finished trials so far; running "
             f"{', at most '.join(plan)} on {device} ({space.fixed['precision']}), "
             f"{len(splits.train)} train / {len(splits.val)} val images")
 
 
-def run_worker(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
+def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                started: float, console: Console,
                arrays: data.FashionMNISTArrays | None = None, node: str | None = None) -> int:
-    """One worker: ARRAYS, when given, instead of the dataset on this machine (a Ray task gets
-    the driver's); NODE, when given, is stored on each trial (user attr "node")."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = pick_device(opts.device)
-    precision = resolve_precision(device, space.fixed.get("precision", "auto"))
-    prepared = budgets.prepare(opts, space, device, precision, storage,
-                               planned_trials(opts, space))
-    opts, space = prepared.opts, prepared.space
+    """One worker on the space file RAW: ARRAYS, when given, instead of the dataset on this
+    machine (a Ray task gets the driver's); NODE, when given, is stored on each trial (user
+    attr "node")."""
+    if opts.placement.threads:
+        torch.set_num_threads(opts.placement.threads)
+    device = pick_device(opts.placement.device)
+    prepared = prepare_here(opts, raw, device, budgets.existing_study(opts.store, storage))
+    fid, space = prepared.fidelity, prepared.space
     if arrays is None:
-        arrays = data.load(opts.data_dir or data.env_data_dir())
-    splits = data.make_splits(arrays, device, val_size=opts.val_size, seed=opts.seed,
-                              train_subset=opts.train_subset)
-    study, claim, limits = open_for_run(opts, space, storage, prepared, device, started)
+        arrays = data.load(opts.placement.data_dir or data.env_data_dir())
+    splits = data.make_splits(arrays, device, val_size=fid.val_size, seed=opts.search.seed,
+                              train_subset=fid.train_subset)
+    study, claim, limits = open_for_run(opts, prepared, storage, device, started)
     tag = f"[{opts.tag}] " if opts.tag else ""
     if not opts.tag:  # a worker's parent printed the plan
         console.say(budgets.plan_text(prepared, device, budgets.remaining(limits)))
-    console.say(tag + start_line(opts, study, space, limits, device, splits))
+    console.say(tag + start_line(opts.store.url, study, space, limits, device, splits))
     live = console.bars(*bar_count(study, limits), opts.quiet, opts.tag)
     predict = budgets.predictor(prepared, study)
-    objective = Objective(space, splits, device, opts.seed, opts.two_objectives,
+    objective = Objective(space, splits, device, opts.search.seed, opts.search.two_objectives,
                           None if opts.quiet or live else
                           (lambda line: console.say(f"    {tag}{line}")),
-                          artifact_store=artifacts.open_store(opts.storage), should_stop=stop,
-                          predict=predict, deadline=limits.deadline, bars=live, node=node)
+                          should_stop=stop,
+                          hooks=trial_hooks(opts.store.url, predict, limits.deadline, live, node))
     gate = (None if limits.deadline is None else
             budgets.StartGate(space, predict, limits.deadline))
-    return trial_loop(opts, study, objective, limits, claim, stop,
+    return trial_loop(opts.store, study, objective, limits, claim, stop,
                       output.Progress(tag, started, limits, prepared.plan), live, console, gate)
 
 
-def open_for_run(opts: StudyOptions, space: spaces.Space, storage, prepared: budgets.Prepared,
+def trial_hooks(url: str, predict, deadline: float | None, live: TrialWatcher | None,
+                node: str | None) -> tuple[hooks.TrialHook, ...]:
+    """What each trial does besides training: its predicted seconds stored beside the
+    measured ones, the Ray node that ran it, live bars, the budget's stop, its curve."""
+    found = [hooks.StoreAttr("predicted_s", predict)]
+    if node is not None:
+        found.append(hooks.StoreAttr("node", lambda cfg: node))
+    if live is not None:
+        found.append(hooks.Watched(live))
+    if deadline is not None:
+        found.append(hooks.BudgetStop(deadline))
+    store = artifacts.open_store(url)
+    if store is not None:
+        found.append(hooks.CurveArtifact(store))
+    return tuple(found)
+
+
+def open_for_run(opts: StudyOptions, prepared: budgets.Prepared, storage,
                  device: torch.device, started: float):
     """(study, claim, limits): the study created or resumed, its cost model stored for
     workers and resumes, the baseline queued, and this run's limits."""
+    extent, space, where = prepared.extent, prepared.space, opts.store
     planned = prepared.plan.trials
-    if planned is None and opts.budget is not None:
-        planned = prepared.plan.trials_in(opts.budget)
-    study = open_study(opts, storage, space, planned)
+    if planned is None and extent.budget is not None:
+        planned = prepared.plan.trials_in(extent.budget)
+    study = open_study(where, opts.search, prepared.fidelity, storage, space, planned)
     budgets.cost_model(space, device, study)
-    claim = stores.TrialClaim(opts.storage, study.study_name)
+    claim = stores.TrialClaim(where.url, study.study_name)
     enqueue_baseline(study, space, claim)
-    limits = Limits(trials_for_run(opts, study, space, claim), opts.total_trials, opts.timeout,
-                    budgets.deadline(opts.budget, study, started,
-                                     plans.confirm_seconds(opts, prepared.plan)),
+    limits = Limits(trials_for_run(extent, study, space, claim), extent.total_trials,
+                    extent.timeout,
+                    budgets.deadline(extent.budget, study, started,
+                                     plans.confirm_seconds(extent.confirm, prepared.plan)),
                     prepared.plan.per_trial[0])
     return study, claim, limits
 
@@ -137,7 +162,7 @@ def noter(tag: str, live: TrialWatcher | None, console: Console):
     return lambda line: console.say(tag + line)
 
 
-def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, limits: Limits,
+def trial_loop(where: Store, study: optuna.Study, objective: Objective, limits: Limits,
                claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress,
                live: TrialWatcher | None, console: Console,
                gate: budgets.StartGate | None = None) -> int:
@@ -146,7 +171,7 @@ def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, li
     # those collections: 0.16 s a trial down to nothing.
     gc.freeze()
     try:
-        interrupted = run_trials(study, objective, limits, stores.grace_for(opts.heartbeat),
+        interrupted = run_trials(study, objective, limits, stores.grace_for(where.heartbeat),
                                  claim, report=reporter(progress, live, console), stop=stop,
                                  gate=gate, note=noter(progress.tag, live, console))
     finally:
@@ -154,8 +179,8 @@ def trial_loop(opts: StudyOptions, study: optuna.Study, objective: Objective, li
             live.close()
     if interrupted:
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        console.warn("\n" + output.interrupted_line(opts.storage, finished))
+        console.warn("\n" + output.interrupted_line(where.url, finished))
         return 130
-    if not opts.tag:
-        console.say(f"\n{progress.elapsed()}; " + output.summary(study, opts.storage))
+    if not progress.tag:
+        console.say(f"\n{progress.elapsed()}; " + output.summary(study, where.url))
     return 0

@@ -19,56 +19,57 @@ from hpsearch.study.console import Console
 from hpsearch.study.loop import Limits, StopFlag
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.output import FINISHED
-from hpsearch.study.resume import trials_for_run
+from hpsearch.study.resume import trials_for_run, wanted_precision
 from hpsearch.engine.device import resolve_precision
 
 
-def run_on_ray(opts: StudyOptions, space: spaces.Space, stop: StopFlag,
+def run_on_ray(opts: StudyOptions, raw: spaces.Space, stop: StopFlag,
                console: Console) -> int:
     """Nothing is written to the storage before the cluster is reached and found fit."""
-    started = time.monotonic()
-    ray = cluster.import_ray(opts.ray)
-    cluster.connect(ray, opts.ray)
+    started, where, want = time.monotonic(), opts.store, opts.placement
+    ray = cluster.import_ray(want.ray)
+    cluster.connect(ray, want.ray)
     stop.install()  # ray.init put its own handlers on SIGINT and SIGTERM
     try:
         nodes = cluster.alive_nodes(ray)
-        console.say(f"ray: connected to {opts.ray} in {time.monotonic() - started:.1f} s: "
+        console.say(f"ray: connected to {want.ray} in {time.monotonic() - started:.1f} s: "
                     f"{len(nodes)} nodes ({cluster.describe(nodes)})")
-        cluster.check_storage(opts.storage, opts.ray, nodes)
-        place = cluster.placement(nodes, opts.device, opts.jobs, opts.threads,
-                                  opts.max_concurrent)
-        storage = stores.open_storage(opts.storage, heartbeat=opts.heartbeat)
-        return drive(ray, opts, space, storage, stop, nodes, place, started, console)
+        cluster.check_storage(where.url, want.ray, nodes)
+        place = cluster.placement(nodes, want.device, want.jobs, want.threads,
+                                  want.max_concurrent)
+        storage = stores.open_storage(where.url, heartbeat=where.heartbeat)
+        return drive(ray, opts, raw, storage, stop, nodes, place, started, console)
     finally:
         ray.shutdown()
 
 
-def drive(ray, opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
+def drive(ray, opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
           nodes: list[cluster.Node], place: cluster.Placement, started: float,
           console: Console) -> int:
-    precision = worker_precision(ray, place, space.fixed.get("precision", "auto"))
+    precision = worker_precision(ray, place, wanted_precision(raw, opts.fidelity))
     # The plan is made on this machine's CPU at a worker's thread count; on GPU workers it
     # overstates the cost (the cost model of each GPU worker is measured and stored by it).
     device = torch.device("cpu")
     torch.set_num_threads(max(1, int(place.num_cpus)))
-    opts, study, prepared = workers.plan_and_create(opts, space, storage, device, precision,
+    opts, study, prepared = workers.plan_and_create(opts, raw, storage, device, precision,
                                                     console)
-    trials = trials_for_run(opts, study, prepared.space,
-                            stores.TrialClaim(opts.storage, opts.study_name))
+    extent, want = opts.extent, opts.placement
+    trials = trials_for_run(extent, study, prepared.space,
+                            stores.TrialClaim(opts.store.url, opts.store.study_name))
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    total = cluster.group_total(finished, trials, opts.total_trials)
+    total = cluster.group_total(finished, trials, extent.total_trials)
     if total is not None and total <= finished:
-        console.say(f"study {opts.study_name!r}: nothing left to run")
+        console.say(f"study {opts.store.study_name!r}: nothing left to run")
         return 0
-    place = cluster.placement(nodes, opts.device, opts.jobs, opts.threads,
-                              opts.max_concurrent, None if total is None else total - finished)
-    refs = start_tasks(ray, opts, prepared.space, place, total, nodes, console)
-    limits = Limits(None, total, opts.timeout,
-                    budgets.deadline(opts.budget, study, started,
-                                     plans.confirm_seconds(opts, prepared.plan)))
+    place = cluster.placement(nodes, want.device, want.jobs, want.threads,
+                              want.max_concurrent, None if total is None else total - finished)
+    refs = start_tasks(ray, opts, raw, place, total, nodes, console)
+    limits = Limits(None, total, extent.timeout,
+                    budgets.deadline(extent.budget, study, started,
+                                     plans.confirm_seconds(extent.confirm, prepared.plan)))
     progress = output.Progress("", started, limits, prepared.plan, place.workers)
     codes = watch(ray, refs, study, stop, progress, console)
-    return sum_up(opts, study, codes, stop, progress, console)
+    return sum_up(opts.store.url, study, codes, stop, progress, console)
 
 
 def worker_precision(ray, place: cluster.Placement, wanted: str) -> str:
@@ -85,21 +86,21 @@ def resolve_on_gpu(wanted: str) -> str:
     return resolve_precision(torch.device("cuda"), wanted)
 
 
-def start_tasks(ray, opts: StudyOptions, space: spaces.Space, place: cluster.Placement,
+def start_tasks(ray, opts: StudyOptions, raw: spaces.Space, place: cluster.Placement,
                 total: int | None, nodes: list[cluster.Node], console: Console) -> list:
-    url = cluster.absolute_sqlite(opts.storage)
+    url = cluster.absolute_sqlite(opts.store.url)
     env = cluster.artifact_env(url, nodes, console.warn)
     # Put once: every task on every node reads the same verified arrays from the object
     # store, so only this machine needs Fashion-MNIST.
-    arrays = ray.put(data.load(opts.data_dir or data.env_data_dir()))
+    arrays = ray.put(data.load(opts.placement.data_dir or data.env_data_dir()))
     task = ray.remote(cluster.run_task).options(
         num_cpus=place.num_cpus, num_gpus=place.num_gpus, max_retries=cluster.TASK_RETRIES,
         runtime_env={"env_vars": env} if env else None)
-    refs = [task.remote(cluster.worker_options(opts, i, place, total, url), space, arrays,
+    refs = [task.remote(cluster.worker_options(opts, i, place, total, url), raw, arrays,
                         console)
             for i in range(place.workers)]
     until = f"until {total} trials are finished" if total is not None else "until the budget ends"
-    console.say(f"starting {place.phrase()} {until}, on {stores.redact(opts.storage)}")
+    console.say(f"starting {place.phrase()} {until}, on {stores.redact(opts.store.url)}")
     return refs
 
 
@@ -146,12 +147,12 @@ def outcome(ray, ref, console: Console) -> int:
         return 1
 
 
-def sum_up(opts: StudyOptions, study: optuna.Study, codes: list[int], stop: StopFlag,
+def sum_up(url: str, study: optuna.Study, codes: list[int], stop: StopFlag,
            progress: output.Progress, console: Console) -> int:
     if stop():
-        console.warn("\n" + output.interrupted_line(opts.storage))
+        console.warn("\n" + output.interrupted_line(url))
         return 130
-    console.say(f"\n{progress.elapsed()}; " + output.summary(study, opts.storage))
+    console.say(f"\n{progress.elapsed()}; " + output.summary(study, url))
     by_node = cluster.node_counts(study.get_trials(deepcopy=False, states=FINISHED))
     console.say("trials by node: " + ", ".join(f"{node} {n}"
                                                for node, n in sorted(by_node.items())))

@@ -24,8 +24,9 @@ from hpsearch.errors import UsageError
 from hpsearch.study import budget as budgets, output
 from hpsearch.study.console import Console
 from hpsearch.study.loop import StopFlag
-from hpsearch.study.options import StudyOptions, to_argv
-from hpsearch.study.resume import open_study, trials_for_run
+from hpsearch.study import options
+from hpsearch.study.options import Placement, Store, StudyOptions, to_argv
+from hpsearch.study.resume import open_study, trials_for_run, wanted_precision
 from hpsearch.engine.device import pick_device, resolve_precision
 
 
@@ -55,26 +56,27 @@ def worker_options(opts: StudyOptions, i: int, device: str, threads: int,
                    trials: int | None) -> StudyOptions:
     """Worker I's options: one device, no workers of its own, its share of the trials, a
     sampler seed of its own (mixed, not added, so workers of different runs do not collide)."""
-    seed = int(np.random.SeedSequence([opts.sampler_seed_or_seed(), i]).generate_state(1)[0])
-    return dataclasses.replace(opts, devices=(), jobs=1, device=device, threads=threads,
-                               trials=trials, sampler_seed=seed, tag=f"w{i} {device}")
+    seed = int(np.random.SeedSequence([opts.search.sampler_seed_or_seed(), i]).generate_state(1)[0])
+    return options.replace(opts, devices=(), jobs=1, device=device, threads=threads,
+                           trials=trials, sampler_seed=seed, tag=f"w{i} {device}")
 
 
 def plan(opts: StudyOptions, trials: int | None, env: Mapping[str, str]) -> list[tuple[list[str], dict]]:
     """(argv, environment) of each worker to start: one per device and job, those whose share
     of TRIALS is 0 left out. CPU threads are shared out so that workers x threads <= cores.
     The storage URL travels in the environment, never on a command line."""
-    devices = opts.devices or (opts.device,)
-    slots = [d for d in devices for _ in range(opts.jobs)]
-    threads = threads_per_worker(opts, len(slots))
+    place = opts.placement
+    devices = place.devices or (place.device,)
+    slots = [d for d in devices for _ in range(place.jobs)]
+    threads = threads_per_worker(place, len(slots))
     started = []
     for i, (device, n) in enumerate(zip(slots, split_trials(trials, len(slots)))):
         if n == 0:
             continue
         visible_device, worker_env = device_env(device, env)
         worker = worker_options(opts, i, device, threads, n)
-        argv = to_argv(dataclasses.replace(worker, device=visible_device))
-        started.append((argv, {**worker_env, stores.ENV: opts.storage}))
+        argv = to_argv(options.replace(worker, device=visible_device))
+        started.append((argv, {**worker_env, stores.ENV: opts.store.url}))
     return started
 
 
@@ -113,48 +115,52 @@ def parent_device(name: str) -> torch.device:
     return device
 
 
-def threads_per_worker(opts: StudyOptions, workers: int) -> int:
+def threads_per_worker(place: Placement, workers: int) -> int:
     """--threads, else the cores shared out so that workers x threads <= cores."""
-    return opts.threads or max(1, (os.cpu_count() or 1) // workers)
+    return place.threads or max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_workers(opts: StudyOptions, space: spaces.Space, storage, stop: StopFlag,
+def run_workers(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                 console: Console) -> int:
     """Plan and create the study here (measuring the cost on the first device with a
     worker's share of the threads), then start the workers and wait for them."""
-    devices = opts.devices or (opts.device,)
-    slots = len(devices) * opts.jobs
+    place = opts.placement
+    devices = place.devices or (place.device,)
+    slots = len(devices) * place.jobs
     first = parent_device(devices[0])
-    precision = resolve_precision(first, space.fixed.get("precision", "auto"))
-    torch.set_num_threads(threads_per_worker(opts, slots))
-    opts, study, prepared = plan_and_create(opts, space, storage, first, precision, console)
-    trials = trials_for_run(opts, study, prepared.space,
-                            stores.TrialClaim(opts.storage, opts.study_name))
+    precision = resolve_precision(first, wanted_precision(raw, opts.fidelity))
+    torch.set_num_threads(threads_per_worker(place, slots))
+    opts, study, prepared = plan_and_create(opts, raw, storage, first, precision, console)
+    trials = trials_for_run(opts.extent, study, prepared.space,
+                            stores.TrialClaim(opts.store.url, opts.store.study_name))
     if trials == 0:
-        console.say(f"study {opts.study_name!r}: nothing left to run")
+        console.say(f"study {opts.store.study_name!r}: nothing left to run")
         return 0
     started = plan(opts, trials, os.environ)
-    console.say(f"starting {len(started)} workers ({', '.join(devices)} x {opts.jobs} jobs, "
-          f"{threads_per_worker(opts, slots)} threads each) on "
-          f"{stores.redact(opts.storage)}")
-    return wait_and_sum_up(opts, storage, started, stop, console)
+    console.say(f"starting {len(started)} workers ({', '.join(devices)} x {place.jobs} jobs, "
+                f"{threads_per_worker(place, slots)} threads each) on "
+                f"{stores.redact(opts.store.url)}")
+    return wait_and_sum_up(opts.store, storage, started, stop, console)
 
 
-def plan_and_create(opts: StudyOptions, space: spaces.Space, storage, device: torch.device,
+def plan_and_create(opts: StudyOptions, raw: spaces.Space, storage, device: torch.device,
                     precision: str, console: Console
                     ) -> tuple[StudyOptions, optuna.Study, budgets.Prepared]:
     """The parent's part before its workers start: plan on DEVICE, create the study (so
     workers never race to create it), store the cost model, print the plan. The options come
     back with the precision and fidelity (a budget's pick) written out for every worker."""
-    prepared = budgets.prepare(opts, space, device, precision, storage, opts.trials)
-    opts = dataclasses.replace(prepared.opts, precision=precision)
-    study = open_study(opts, storage, prepared.space, prepared.plan.trials)
+    prepared = budgets.prepare(raw, opts.fidelity, opts.search, opts.extent, device, precision,
+                               budgets.existing_study(opts.store, storage), opts.extent.trials)
+    opts = dataclasses.replace(
+        opts, fidelity=dataclasses.replace(prepared.fidelity, precision=precision))
+    study = open_study(opts.store, opts.search, opts.fidelity, storage, prepared.space,
+                       prepared.plan.trials)
     budgets.cost_model(prepared.space, device, study)
-    console.say(budgets.plan_text(prepared, device, opts.budget))
+    console.say(budgets.plan_text(prepared, device, opts.extent.budget))
     return opts, study, prepared
 
 
-def wait_and_sum_up(opts: StudyOptions, storage, started: list, stop: StopFlag,
+def wait_and_sum_up(where: Store, storage, started: list, stop: StopFlag,
                     console: Console) -> int:
     # Each worker in a process group of its own: a Ctrl-C in the terminal reaches only this
     # process, which passes it on once (a second would stop the workers mid-trial).
@@ -162,9 +168,9 @@ def wait_and_sum_up(opts: StudyOptions, storage, started: list, stop: StopFlag,
                               process_group=0) for argv, env in started]
     codes = wait_for(procs, stop)
     if stop():
-        console.warn("\n" + output.interrupted_line(opts.storage))
+        console.warn("\n" + output.interrupted_line(where.url))
         return 130
-    study = optuna.load_study(study_name=opts.study_name, storage=storage)
-    console.say("\n" + output.summary(study, opts.storage))
+    study = optuna.load_study(study_name=where.study_name, storage=storage)
+    console.say("\n" + output.summary(study, where.url))
     failed = [c for c in codes if c != 0]
     return failed[0] if failed else 0
