@@ -56,7 +56,7 @@ from benchmarks import ray_check as bench_ray
 from benchmarks import search as bench_search
 from hpsearch.engine import data
 from benchmarks.options import parse_args
-from hpsearch.cli.common import check_writable, run_main
+from hpsearch.cli.common import check_writable, run_main, write_atomic
 from hpsearch.errors import UsageError
 from hpsearch.engine.config import TrainConfig
 from hpsearch.engine.device import pick_device, resolve_precision
@@ -474,7 +474,17 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
            "command": shlex.join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)]),
            "mode": "tiny" if args.tiny else "full", "device": str(device),
            "machine": machine()}
-    if args.search:
+    if args.fuzz:
+        from benchmarks import fuzz
+
+        doc["fuzz"] = fuzz.run(400 if args.tiny else 10_000, 200 if args.tiny else 5_000, say)
+        report = fuzz.table(doc["fuzz"])
+    elif args.signals:
+        from benchmarks import signals
+
+        doc["signals"] = signals.check(2 if args.tiny else 20, say)
+        report = signals.table(doc["signals"])
+    elif args.search:
         doc["search"] = [bench_search.compare(f, args.seeds, say, named)
                          for f, named in searches]
         bench_search.plot(doc["search"], args.out.with_suffix(".png"))
@@ -505,7 +515,7 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
                         bench_study(TINY_STUDY if args.tiny else FULL_STUDY, str(device),
                                     doc["repeats"], say))
         report = table(doc)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_atomic(args.out, json.dumps(doc, indent=2) + "\n")
     print(report)
     say(f"wrote {args.out}")
     return 0

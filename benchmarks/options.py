@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                    help="a few hundred images, one epoch, a 2-trial study (seconds; for tests)")
     p.add_argument("--out", type=Path, default=Path("bench.json"), metavar="FILE",
                    help="JSON file for every figure (default bench.json)")
-    p.add_argument("--repeats", type=positive(int, "--repeats"), metavar="N",
+    p.add_argument("--repeats", type=positive(int, "--repeats", 100), metavar="N",
                    help="runs of each side per network and of each study, alternating; the "
                         "fastest counts (default 2, tiny 1)")
     p.add_argument("--networks", metavar="LIST",
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                    help="instead of timing: search configurations (sampler + pruner) over "
                         "--seeds study seeds at a fixed fidelity, lenet and net28 (hours); "
                         "writes the JSON and a plot beside it")
-    p.add_argument("--seeds", type=positive(int, "--seeds"), default=5, metavar="S",
+    p.add_argument("--seeds", type=positive(int, "--seeds", 100), default=5, metavar="S",
                    help="with --search: study seeds per configuration (default 5)")
     p.add_argument("--search-at", metavar="FIDELITY",
                    help="with --search: this fidelity instead of the standard ones, "
@@ -56,5 +56,13 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                    help="instead of timing: a 12-trial lenet study by two worker processes "
                         "(--devices cpu,cpu) against two Ray workers (--ray local); needs the "
                         "ray extra (about 2 minutes)")
+    p.add_argument("--fuzz", action="store_true",
+                   help="instead of timing: generated bad command lines for every command and "
+                        "generated space files (benchmarks/fuzz.py), counted: 10,000 and 5,000 "
+                        "(--tiny: 400 and 200)")
+    p.add_argument("--signals", action="store_true",
+                   help="instead of timing: SIGINT or SIGTERM at random moments of study, "
+                        "export and confirm runs, 20 of each (--tiny: 2); each must end within "
+                        "5 s with exit 130 and nothing RUNNING or half-written")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)

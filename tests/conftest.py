@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import gzip
 import hashlib
-import io
 import os
-import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
+
+from benchmarks.inprocess import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,15 +71,6 @@ def small_splits(arrays):
                             val_subset=1000)
 
 
-@dataclass
-class Ran:
-    """What a command did: as subprocess.CompletedProcess names it."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 600, process: bool = False):
     """`python -m ARGS...` (ARGS[0] an hpsearch command module, e.g. hpsearch.study): in this
@@ -98,33 +86,6 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
         return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, env=full_env,
                               capture_output=True, text=True, timeout=timeout)
     return in_process(name, list(args[1:]), cwd or ROOT, env or {})
-
-
-def in_process(name: str, argv: list[str], cwd: Path, env: dict) -> Ran:
-    from hpsearch.cli import run_command
-
-    out, err = io.StringIO(), io.StringIO()
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    threads = torch.get_num_threads()
-    os.environ.update(env)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = run_command(name, argv, f"python -m hpsearch.{name}")
-            except SystemExit as exit_:  # argparse's usage errors and --help
-                code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        torch.set_num_threads(threads)
-        gc.unfreeze()
-        gc.collect()  # the command's storages and their connections (PostgreSQL holds 100)
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 PG_URL = os.environ.get("HPSEARCH_TEST_POSTGRES",

@@ -31,19 +31,21 @@ from hpsearch.engine.train import EpochRecord, RunResult
 CPU = torch.device("cpu")
 
 
-def fake_train(step_s: dict, eval_s_per_image: float, setup_s: float):
+def fake_train(step_s: dict, eval_s_per_image: float, setup_s: float, load: dict = {}):
     """A train() whose clock is made up: each epoch's records say what a real one would had
-    its steps taken STEP_S[batch] seconds."""
+    its steps taken STEP_S[batch] seconds, LOAD[epoch] times that where another process slowed
+    that epoch down."""
 
     def train(cfg, splits, device, **kw):
         n, n_val = len(splits.train), len(splits.val)
-        phase = n / cfg.batch_size * step_s[cfg.batch_size]
-        seconds = phase + n_val * eval_s_per_image
-        first = seconds + 0.5  # the first epoch pays a warm-up
-        epochs = [EpochRecord(e, 1.0, 0.5, 1.0, 0.5, first if e == 1 else seconds, n / phase, n)
-                  for e in range(1, cfg.epochs + 1)]
-        return RunResult(cfg, epochs=epochs, train_seconds=setup_s + first
-                         + seconds * (cfg.epochs - 1))
+        epochs = []
+        for e in range(1, cfg.epochs + 1):
+            phase = n / cfg.batch_size * step_s[cfg.batch_size] * load.get(e, 1.0)
+            seconds = phase + n_val * eval_s_per_image * load.get(e, 1.0)
+            seconds += 0.5 if e == 1 else 0.0  # the first epoch pays a warm-up
+            epochs.append(EpochRecord(e, 1.0, 0.5, 1.0, 0.5, seconds, n / phase, n))
+        return RunResult(cfg, epochs=epochs,
+                         train_seconds=setup_s + sum(r.seconds for r in epochs))
 
     return train
 
@@ -59,6 +61,26 @@ def test_the_cost_model_reads_steps_evaluation_and_setup_off_the_clock(monkeypat
     # A trial: set-up, then per epoch 40 steps of 0.3 s, 10,000 evaluations, the bookkeeping.
     assert costs.run_seconds(cost, 3, 5000, 10_000, 128) == pytest.approx(
         costs.TRIAL_OVERHEAD_S + 1.2 + 3 * (40 * 0.3 + 1.0 + costs.EPOCH_OVERHEAD_S))
+
+
+def test_a_passing_load_does_not_decide_the_cost_and_the_plan_says_it_varied(monkeypatch):
+    """Of the timed repeats the fastest counts: a repeat slowed 30x by another process (a
+    second study on the same cores) leaves the cost as it is quiet, and the plan says the
+    timings disagreed."""
+    monkeypatch.setattr(costs, "train", fake_train({64: 0.2, 128: 0.3}, 1e-4, 0.7,
+                                                   load={2: 30.0, 3: 4.0}))
+    loaded = costs.measure("net28", 28, "float32", CPU, (64, 128))
+    assert loaded.step_s == pytest.approx((0.2, 0.3))
+    assert loaded.eval_s_per_image == pytest.approx(1e-4)
+    assert loaded.spread == pytest.approx(30.0)
+    opts, space = lenet_space()
+    plan = plans.make_plan(space, loaded, plans.workload(space, opts.fidelity), 4, MEDIAN)
+    text = budgets.plan_text(budgets.Prepared(opts.fidelity, opts.extent, space, loaded, plan),
+                             CPU, None)
+    assert "the timed steps varied 30.0x" in text and "takes the fastest" in text
+    steady = dataclasses.replace(loaded, spread=1.1)
+    assert "varied" not in budgets.plan_text(
+        budgets.Prepared(opts.fidelity, opts.extent, space, steady, plan), CPU, None)
 
 
 def test_quick_steps_are_timed_longer(monkeypatch):

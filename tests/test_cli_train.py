@@ -34,7 +34,7 @@ def test_diverged_run_exits_zero_and_says_so(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["resnet50"], "unknown model 'resnet50'; choose one of: lenet, alexnet"),
     (["lenet", "--optimizer", "lbfgs"], "choose from 'sgd', 'momentum'"),
-    (["lenet", "--lr", "0"], "--lr must be > 0, got 0"),
+    (["lenet", "--lr", "0"], "--lr must be a finite number > 0, got 0"),
     (["lenet", "--lr", "abc"], "--lr must be a float"),
     (["lenet", "--batch-size", "0"], "--batch-size must be > 0"),
     (["lenet", "--momentum", "0.9"], "takes no momentum"),

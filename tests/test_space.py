@@ -71,9 +71,11 @@ def epochs_of(space: spaces.Space, **params) -> int:
 
 
 def test_cap_holds_without_an_epochs_parameter(tmp_path):
+    """A space with no epochs parameter trains TrainConfig's default, fixed when it is loaded
+    (the plan and the budget count every trial's epochs), and --max-epochs caps it."""
     space = spaces.load(space_file(tmp_path, LR))
-    assert "epochs" not in space.fixed
     default = TrainConfig(model="lenet").epochs
+    assert space.fixed["epochs"] == default
     assert epochs_of(spaces.cap_epochs(space, 3)) == 3
     assert epochs_of(spaces.cap_epochs(space, default + 5)) == default
 

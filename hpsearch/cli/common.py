@@ -8,6 +8,7 @@ No torch here: `--help` and read-only commands must not pay for importing it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -17,31 +18,41 @@ from typing import Callable
 from hpsearch.study import defaults
 from hpsearch.engine.config import DEFAULT_VAL_SIZE, MIN_SPLIT, PRECISIONS, SEED_LIMIT, TRAIN_IMAGES
 from hpsearch.errors import UsageError
+from hpsearch.signals import interrupt_on_signals
 from hpsearch.units import parse_duration
 
 
 def run_main(main: Callable[[], int]) -> int:
     """Run MAIN; a UsageError prints 'error: ...' to stderr and returns 2, without a traceback.
-    Ctrl-C returns 130 with one line instead of a traceback."""
+    Ctrl-C or SIGTERM, from the first instruction on, returns 130 with one line."""
     try:
+        interrupt_on_signals()
         return main()
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def positive(kind: type, name: str) -> Callable[[str], object]:
-    """argparse type: a number > 0, with a message that names the flag and what is allowed."""
+MOST = 1_000_000  # the largest count a flag takes unless it says otherwise: more is a typo
+
+
+def positive(kind: type, name: str, high: int = MOST) -> Callable[[str], object]:
+    """argparse type: a number > 0 (a whole one up to HIGH; a finite real one), with a message
+    that names the flag and what is allowed."""
     def convert(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a {kind.__name__}, got {text!r}")
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        if not value > 0 or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text}"
+                                             if kind is float else
+                                             f"{name} must be > 0, got {text}")
+        if kind is int and value > high:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {high:,}, got {text}")
         return value
 
     return convert
@@ -59,11 +70,17 @@ def duration(name: str) -> Callable[[str], float]:
     return convert
 
 
+def one_line(text: str) -> str:
+    """TEXT with its control characters (a value's newline or carriage return) written as
+    escapes, so that a message quoting what the user typed stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Parser(argparse.ArgumentParser):
     """Bad input ends in one line (not argparse's usage block above it), exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -99,6 +116,18 @@ def add_storage(p: argparse.ArgumentParser) -> None:
                    help=f"SQLAlchemy URL (default: ${defaults.ENV} or {defaults.DEFAULT_URL})")
 
 
+def storage_url(given: str | None) -> tuple[str, str]:
+    """(URL, what named it) from --storage GIVEN, else $HPSEARCH_STORAGE, else the default;
+    what named it goes into every message about the storage."""
+    if given is not None:
+        if not given.strip():
+            raise UsageError(f"--storage needs a URL, e.g. {defaults.DEFAULT_URL}")
+        return given, "--storage"
+    if os.environ.get(defaults.ENV):
+        return os.environ[defaults.ENV], f"${defaults.ENV}"
+    return defaults.DEFAULT_URL, "the default storage"
+
+
 def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
 
@@ -128,19 +157,74 @@ def add_seed(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--seed", type=seed("--seed"), default=0, help=help)
 
 
-def check_writable(path: Path, flag: str) -> None:
-    """Refuse an output file that cannot be written, before any work is spent on what goes
-    into it: its folder must exist and take a new file (tried, by creating and removing one),
-    and the file, where it exists, must be a writable file."""
-    folder = path.parent
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder; give a file name")
-    if not folder.is_dir():
-        raise UsageError(f"{flag} {path}: no such folder {folder}; create it first")
+def check_training_inputs(device: str, data_dir: Path | None) -> None:
+    """A command that trains: its device is there and its named data folder holds the files
+    (checked before anything is written or trained)."""
+    from hpsearch.engine import data
+    from hpsearch.engine.device import check_device
+
+    check_device(device)
+    data.check_data_dir(data_dir)
+
+
+def check_folder_writable(folder: Path, flag: str) -> None:
+    """Refuse an output folder that cannot be made or written: not a file, and its nearest
+    existing ancestor takes a new file (tried, by creating and removing one). Nothing is
+    created here: a refused run leaves no empty folder behind."""
+    try:
+        _check_folder_writable(folder, flag)
+    except OSError as err:  # a name too long, a loop of links: the system says what
+        raise UsageError(f"{flag} {folder}: {err.strerror}") from None
+
+
+def _check_folder_writable(folder: Path, flag: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: is a file; give a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {folder}: {existing} is a file, not a folder")
+    _try_write(existing, flag, folder)
+
+
+def _try_write(folder: Path, flag: str, path: Path) -> None:
     try:
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
     except OSError as err:
         raise UsageError(f"{flag} {path}: cannot write in {folder} ({err.strerror})") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """TEXT into PATH through a temporary file beside it, renamed over it: a kill during the
+    write leaves the old file or none, never half of the new one."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent or Path("."), prefix=f".{path.name}.",
+                                     delete=False) as f:
+        try:
+            f.write(text)
+        except BaseException:  # Ctrl-C included: no temporary file is left behind
+            os.unlink(f.name)
+            raise
+    os.replace(f.name, path)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work is spent on what goes
+    into it: its folder must exist and take a new file (tried, by creating and removing one),
+    and the file, where it exists, must be a writable file."""
+    try:
+        _check_writable(path, flag)
+    except OSError as err:  # a name too long, a loop of links: the system says what
+        raise UsageError(f"{flag} {path}: {err.strerror}") from None
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: no such folder {folder}; create it first")
+    _try_write(folder, flag, path)
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{flag} {path}: the file exists and is not writable")

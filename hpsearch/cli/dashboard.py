@@ -10,7 +10,7 @@ from hpsearch.cli import common
 DEFAULT_PORT = 8080
 
 
-def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+def build_parser(prog: str) -> argparse.ArgumentParser:
     from hpsearch.study.artifacts import ENV
 
     p = common.parser(prog, "Serve optuna-dashboard on a study storage, with the trials' "
@@ -23,7 +23,11 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--artifacts", type=Path, metavar="DIR",
                    help=f"artifact folder (default: ${ENV}, else NAME-artifacts/ beside a "
                         "SQLite NAME.db)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
 
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch dashboard") -> int:
@@ -31,7 +35,8 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch dashboard") -> int
     from hpsearch.results import dashboard
     from hpsearch.study import artifacts, storage as stores
 
-    url = stores.resolve_url(args.storage)
+    url, source = common.storage_url(args.storage)
+    stores.check_storage(url, source, create=False, write=False)
     server = dashboard.make(url, args.host, args.port, args.artifacts)
     where = artifacts.artifact_dir(url, args.artifacts)
     shown = where.absolute() if where else f"none (set ${artifacts.ENV})"

@@ -12,7 +12,7 @@ from hpsearch.engine.config import check_split
 from hpsearch.errors import UsageError
 
 
-def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+def build_parser(prog: str) -> argparse.ArgumentParser:
     p = common.parser(prog, "Write a study's best parameters as JSON.")
     p.add_argument("study", metavar="STUDY")
     common.add_storage(p)
@@ -25,7 +25,11 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="folder with the four Fashion-MNIST IDX files")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
 
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch export") -> int:
@@ -38,12 +42,14 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch export") -> int:
     from hpsearch.study.output import best_trials, quiet_optuna
 
     quiet_optuna()
-    study, _ = stores.load_study_at(args.study, args.storage)
+    study = stores.load_study_at(args.study, *common.storage_url(args.storage), write=False)
     best = best_trials(study)
     if not best:
         raise UsageError(f"study {args.study!r} has no completed trial yet; nothing to export")
     setup = StudySetup.of(study)
     check_split(setup.val_size, args.train_subset)
+    if not args.no_test:  # the retraining's device and data, before minutes are spent on it
+        common.check_training_inputs(args.device, args.data_dir)
     top, note = export.chosen_trial(study, best)
     if note:
         print(note)
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch export") -> int:
         test = export.retrain_and_test(top, setup, args.device, args.data_dir,
                                        args.train_subset, log)
     doc = export.build_export(study, test, top)
-    out.write_text(json.dumps(doc, indent=2, default=str))
+    common.write_atomic(out, json.dumps(doc, indent=2, default=str))
     value = doc.get("best_value")
     print(f"wrote {out}: study {args.study!r}"
           + (f", best val acc {value:.4f}" if value is not None else

@@ -8,13 +8,17 @@ from hpsearch.cli import common
 from hpsearch.cli.common import positive
 
 
-def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+def build_parser(prog: str) -> argparse.ArgumentParser:
     p = common.parser(prog, "Without NAME: a table of the networks. With NAME: each layer's "
                             "output shape.")
     p.add_argument("name", nargs="?", metavar="NAME", help="a network")
     p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
                    help="input side in pixels (default: the network's own)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
 
 
 def table() -> str:

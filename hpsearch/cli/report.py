@@ -8,7 +8,7 @@ from pathlib import Path
 from hpsearch.cli import common
 
 
-def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+def build_parser(prog: str) -> argparse.ArgumentParser:
     p = common.parser(
         prog,
         "Write a study's plots, lab-style table and summary into a folder with an index.html "
@@ -16,7 +16,11 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("study", metavar="STUDY")
     common.add_storage(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="default: reports/STUDY")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
 
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch report") -> int:
@@ -26,8 +30,9 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch report") -> int:
     from hpsearch.study.output import quiet_optuna
 
     quiet_optuna()
-    study, _ = stores.load_study_at(args.study, args.storage)
     out = args.out or Path("reports") / args.study
+    common.check_folder_writable(out, "--out")
+    study = stores.load_study_at(args.study, *common.storage_url(args.storage), write=False)
     report = reports.write(study, out)
     drawn = [p.name for p in report.plots if not p.skipped]
     print(f"wrote {out / 'index.html'}: {len(drawn)} plots ({', '.join(drawn) or 'none'}), "

@@ -18,7 +18,7 @@ from hpsearch.cli.common import duration, positive
 from hpsearch.engine.config import check_split
 from hpsearch.study.defaults import PRUNERS, SAMPLERS
 from hpsearch.study.options import DEFAULT_TRIALS, FLAGS, StudyOptions, from_fields
-from hpsearch.study.defaults import HEARTBEAT_SECONDS, grace_for, resolve_url
+from hpsearch.study.defaults import HEARTBEAT_SECONDS, grace_for
 
 
 def build_parser(prog: str = "hpsearch study") -> argparse.ArgumentParser:
@@ -60,7 +60,7 @@ def _add_extent(p: argparse.ArgumentParser) -> None:
                         "exit, touching no storage")
     common.add_storage(p)
     p.add_argument("--study-name", metavar="NAME", help="default: NAME")
-    p.add_argument("--heartbeat", type=positive(int, "--heartbeat"),
+    p.add_argument("--heartbeat", type=positive(int, "--heartbeat", 3600),
                    default=HEARTBEAT_SECONDS, metavar="SECONDS",
                    help=f"trial heartbeat interval; a trial silent for "
                         f"{grace_for(1)}x this is failed and retried "
@@ -97,7 +97,7 @@ def _add_fidelity(p: argparse.ArgumentParser) -> None:
     common.add_data(p)
     p.add_argument("--resize", type=positive(int, "--resize"), metavar="N",
                    help="input side in pixels (default: the network's own)")
-    p.add_argument("--max-epochs", type=positive(int, "--max-epochs"), metavar="N",
+    p.add_argument("--max-epochs", type=positive(int, "--max-epochs", 10_000), metavar="N",
                    help="cap every trial's epochs (clips the space's epoch range)")
     common.add_precision(p, None)
 
@@ -108,9 +108,9 @@ def _add_workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", metavar="LIST",
                    help="start one worker process per device, e.g. cuda:0,cuda:1 or cpu,cpu; "
                         "all join this study through the storage")
-    p.add_argument("--jobs", type=positive(int, "--jobs"), default=1, metavar="K",
+    p.add_argument("--jobs", type=positive(int, "--jobs", 256), default=1, metavar="K",
                    help="worker processes per device (trials at a time on each; default 1)")
-    p.add_argument("--threads", type=positive(int, "--threads"), metavar="N",
+    p.add_argument("--threads", type=positive(int, "--threads", 1024), metavar="N",
                    help="torch CPU threads of this process (default: all cores for one "
                         "process; cores / workers when --devices or --jobs start several; "
                         "1 per Ray worker on CPU nodes, which then hold one worker per core)")
@@ -123,8 +123,10 @@ def _add_workers(p: argparse.ArgumentParser) -> None:
                    help="with --ray: at most N workers at once (default: what the cluster holds)")
 
 
-def parse(argv: list[str] | None, prog: str = "hpsearch study") -> StudyOptions:
-    """Parse and check ARGV; a bad value exits 2 (argparse) or raises UsageError."""
+def parse_with_source(argv: list[str] | None,
+                      prog: str = "hpsearch study") -> tuple[StudyOptions, str]:
+    """Parse and check ARGV: (options, what named the storage); a bad value exits 2
+    (argparse) or raises UsageError."""
     p = build_parser(prog)
     args = p.parse_args(argv)
     devices = ()
@@ -149,17 +151,23 @@ def parse(argv: list[str] | None, prog: str = "hpsearch study") -> StudyOptions:
                 "one objective only); leave --pruner out or give none")
     check_split(args.val_size, args.train_subset)
     values = {k: v for k, v in vars(args).items() if k in FLAGS}
+    url, source = common.storage_url(args.storage)
     return from_fields(args.name, {**values, "devices": devices,
                                    "study_name": args.study_name or args.name,
-                                   "url": resolve_url(args.storage)})
+                                   "url": url}), source
+
+
+def parse(argv: list[str] | None, prog: str = "hpsearch study") -> StudyOptions:
+    """The options of ARGV (parse_with_source without the source)."""
+    return parse_with_source(argv, prog)[0]
 
 
 def main(argv: list[str] | None = None, prog: str = "hpsearch study") -> int:
-    opts = parse(argv, prog)  # light: --help and bad flags never import torch
+    opts, source = parse_with_source(argv, prog)  # light: --help, bad flags import no torch
     from hpsearch.cli.terminal import Terminal
     from hpsearch.study.run import run
 
-    code = run(opts, Terminal())
+    code = run(opts, source, Terminal())
     if code == 0 and opts.extent.confirm and not opts.dry_run and not opts.tag:
         confirm_winner(opts)  # a worker's parent (or the Ray driver) confirms once all are done
     return code

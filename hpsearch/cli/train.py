@@ -26,7 +26,7 @@ def summary_line(r: RunResult) -> str:
     return line + (f" ({r.reason})" if r.reason else "")
 
 
-def parse_args(argv: list[str] | None, prog: str = "hpsearch train") -> argparse.Namespace:
+def build_parser(prog: str = "hpsearch train") -> argparse.ArgumentParser:
     p = common.parser(
         prog,
         "Train one network once on Fashion-MNIST (one row of the lab's table). "
@@ -38,8 +38,8 @@ def parse_args(argv: list[str] | None, prog: str = "hpsearch train") -> argparse
     p.add_argument("--momentum", type=float, help=f"for {', '.join(MOMENTUM_DEFAULTS)} only")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", choices=SCHEDULES, default="constant")
-    p.add_argument("--epochs", type=positive(int, "--epochs"))
-    p.add_argument("--batch-size", type=positive(int, "--batch-size"))
+    p.add_argument("--epochs", type=positive(int, "--epochs", 10_000))
+    p.add_argument("--batch-size", type=positive(int, "--batch-size", 60_000))
     workers = common.whole("--workers", note=" (0: batches from the device, no DataLoader)")
     p.add_argument("--workers", type=workers, default=0,
                    help="DataLoader worker processes; 0 (default) keeps the data on the device")
@@ -50,7 +50,11 @@ def parse_args(argv: list[str] | None, prog: str = "hpsearch train") -> argparse
     common.add_precision(p, "auto")
     common.add_data(p)
     p.add_argument("--json", type=Path, metavar="FILE", help="write the whole result here")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None, prog: str = "hpsearch train") -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch train") -> int:
     cfg = check_config(config_from_args(args))
     device = pick_device(args.device)
     precision = resolve_precision(device, cfg.precision)
+    data.check_data_dir(args.data_dir)
     arrays = data.load(args.data_dir or data.env_data_dir())
     splits = data.make_splits(arrays, device, val_size=args.val_size, seed=args.seed,
                               train_subset=args.train_subset)
@@ -90,6 +95,6 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch train") -> int:
     result = train(cfg, splits, device, log=lambda line: print(line, flush=True))
     print(summary_line(result))
     if args.json:
-        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        common.write_atomic(args.json, json.dumps(result.to_json(), indent=2))
     return 0
 

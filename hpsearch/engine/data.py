@@ -9,6 +9,7 @@ torchvision's `FashionMNIST` class reads them, and their md5 sums match.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
@@ -165,6 +166,29 @@ def find_source(data_dir: Path | None, root: Path, checksums: dict[str, str | No
         prepare(DEBIAN_DIR, root, checksums)
         return str(DEBIAN_DIR)
     return _download(root, checksums)
+
+
+def check_data_dir(data_dir: Path | None, checksums: dict[str, str | None] = FASHION_MNIST_MD5,
+                   flag: str = "--data-dir") -> None:
+    """The preflight of a named data folder (DATA_DIR, else $HPSEARCH_DATA): it exists and
+    holds the four files, plain or .gz; their contents are verified when they are loaded. With
+    no folder named there is nothing to check here (load finds or downloads the files)."""
+    if data_dir is None and env_data_dir() is not None:
+        data_dir, flag = env_data_dir(), "$HPSEARCH_DATA"
+    if data_dir is None:
+        return
+    folder = Path(data_dir)
+    try:
+        folder.stat()
+    except OSError as err:
+        if err.errno != errno.ENOENT:  # a name too long, a loop of links: the system says
+            raise DataError(f"{flag} {folder}: {err.strerror}. {HOW_TO_GET}") from None
+    if not folder.is_dir():
+        raise DataError(f"{flag} {folder}: no such folder. {HOW_TO_GET}")
+    missing = [name for name in checksums
+               if not (folder / name).is_file() and not (folder / (name + ".gz")).is_file()]
+    if missing:
+        raise DataError(f"{flag} {folder}: missing {', '.join(missing)} (or .gz). {HOW_TO_GET}")
 
 
 def _download(root: Path, checksums: dict[str, str | None]) -> str:

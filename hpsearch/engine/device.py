@@ -26,6 +26,27 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def check_device(name: str) -> torch.device:
+    """The device NAME, checked without allocating on it (a process that only plans or waits
+    must not hold a CUDA context on a GPU for the whole study)."""
+    if name == "auto":
+        return pick_device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UsageError(f"device {name!r} is not a device name ({err}); try auto, cpu or "
+                         f"cuda:0") from None
+    if device.type == "cuda" and not (torch.cuda.is_available()
+                                      and (device.index or 0) < torch.cuda.device_count()):
+        raise UsageError(f"device {name!r} is not usable here: this machine has "
+                         f"{torch.cuda.device_count()} CUDA devices; try auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {name!r} is not usable here: no MPS; try auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        return pick_device(name)  # other kinds: tried by allocating, as a run would
+    return device
+
+
 # CPU instruction sets that multiply bfloat16 natively (dot products accumulated in float32):
 # Intel's AMX tiles (Sapphire Rapids on) and AVX512-BF16 (Cooper Lake; AMD Zen 4 on).
 NATIVE_BF16_CPU = ("amx_bf16", "avx512_bf16")

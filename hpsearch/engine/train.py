@@ -2,7 +2,7 @@
 
 `train` is the whole run, top to bottom. It knows nothing of Optuna: a study hooks in through
 the per-epoch callback, which sees each epoch's record and may return a reason to stop, and
-through `should_stop`, polled at progress points, which ends the run as "interrupted".
+through `should_stop`, polled after every step, which ends the run as "interrupted".
 """
 
 from __future__ import annotations
@@ -177,8 +177,8 @@ def train(cfg: TrainConfig, splits: data.Splits, device: torch.device,
     """Train cfg.model on splits.train, evaluating on splits.val after each epoch.
 
     ON_EPOCH sees each EpochRecord and may return a reason to stop (status 'stopped').
-    SHOULD_STOP is asked before each epoch and at each progress point (PROGRESS_POINTS per
-    epoch, never per step); True ends the run at once as 'interrupted', the epoch under way
+    SHOULD_STOP is asked before each epoch and after each step (it must be a cheap flag, no
+    device sync); True ends the run at once as 'interrupted', the epoch under way
     unrecorded. A training loss that is non-finite or above DIVERGED_LOSS ends the run as
     'diverged' at the next progress point. Running out of memory on the device ends it as
     'out_of_memory', with the memory given back. Each returns normally, with the epochs
@@ -282,7 +282,7 @@ class Learner:
 
     def epoch(self, batches: Batches, epoch: int, hooks: Hooks):
         """Train on BATCHES: ([loss sum, correct] on the device, examples seen, outcome), where
-        the outcome is None, "diverged" or "interrupted" (found at a progress point)."""
+        the outcome is None, "diverged" (found at a progress point) or "interrupted"."""
         self.net.train()
         sums = torch.zeros(2, device=self.device)
         seen = 0
@@ -291,14 +291,14 @@ class Learner:
             sums[0] += loss * len(y)
             sums[1] += (logits.argmax(1) == y).sum()
             seen += len(y)
+            if hooks.should_stop():  # a Python flag: no device sync, so asked every step
+                return sums, seen, "interrupted"
             if step in self.checkpoints:
                 loss_sum, correct = sums.tolist()
                 hooks.log(f"epoch {epoch}/{self.cfg.epochs}  step {step}/{self.n_steps}  "
                           f"loss {loss_sum / seen:.4f}  acc {correct / seen:.3f}")
                 if self.bad_step.item() >= 0:
                     return sums, seen, "diverged"
-                if hooks.should_stop():
-                    return sums, seen, "interrupted"
         return sums, seen, None
 
     def divergence(self, lr: float) -> str:

@@ -61,7 +61,18 @@ def baseline(name: str) -> dict:
     return dict(spec(name).baseline)
 
 
+# The largest input side taken: Fashion-MNIST's images are 28x28, so 512 already upsamples them
+# 18x; far beyond it a network's flatten layer alone outgrows memory (lenet at 60,000 would
+# hold 4e11 weights).
+MAX_SIZE = 512
+
+
 def check_size(name: str, size: int) -> None:
+    spec(name)
+    if size > MAX_SIZE:
+        raise UsageError(f"{name} at {size}x{size}: input sides above {MAX_SIZE} are not "
+                         f"taken (the images are 28x28); use a size from {min_size(name)} "
+                         f"to {MAX_SIZE} (default {MODELS[name].default_size})")
     if size < 1 or not _accepts(name, size):
         raise UsageError(
             f"{name} cannot take {size}x{size} inputs: its layers shrink that to nothing. "

@@ -26,11 +26,11 @@ class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 def make(url: str, host: str, port: int, artifact_dir: Path | None) -> WSGIServer:
-    """optuna-dashboard's WSGI app on the storage at URL (which must exist) with its artifact
-    store, in a threaded server bound to HOST:PORT (0: a free port), not yet serving."""
+    """optuna-dashboard's WSGI app on the storage at URL (which must exist: check_storage) with
+    its artifact store, in a threaded server bound to HOST:PORT (0: a free port), not yet
+    serving."""
     # The storage's heartbeat options are experimental in Optuna: no warning on every start.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    stores.require_existing(url)
     storage = stores.open_storage(url)
     store = artifacts.open_store(url, artifact_dir)
     app = optuna_dashboard.wsgi(storage, artifact_store=store)

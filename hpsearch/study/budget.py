@@ -181,6 +181,10 @@ def calibration(study: optuna.Study, model) -> float:
 
 def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
     lines = plans.plan_lines(prepared.plan, str(device), prepared.space.fixed["precision"])
+    if prepared.cost.spread > costs.DISAGREE:
+        lines.append(f"  the timed steps varied {prepared.cost.spread:.1f}x from one repeat to "
+                     f"the next (another process busy on this machine?): the plan takes the "
+                     f"fastest, and the study's own trials correct it as they finish")
     extent = prepared.extent
     if extent.budget is not None:
         left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"

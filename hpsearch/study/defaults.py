@@ -5,8 +5,6 @@ heartbeat that lets a dead worker's trial be retried."""
 
 from __future__ import annotations
 
-import os
-
 SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
 PRUNERS = ("median", "epoch-median", "hyperband", "successive-halving", "none")
 
@@ -14,11 +12,6 @@ DEFAULT_URL = "sqlite:///hpsearch.db"  # embedded, in the working directory
 ENV = "HPSEARCH_STORAGE"  # names the storage when --storage does not
 HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often ...
 GRACE_SECONDS = 30  # ... and counts as dead (then failed and retried) after this long without
-
-
-def resolve_url(url: str | None) -> str:
-    """--storage, else $HPSEARCH_STORAGE, else the SQLite file hpsearch.db here."""
-    return url or os.environ.get(ENV) or DEFAULT_URL
 
 
 def grace_for(heartbeat: int) -> int:

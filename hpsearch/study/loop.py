@@ -16,6 +16,7 @@ garbage collection after a trial, where Python prints it as "Exception ignored" 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
@@ -26,20 +27,33 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.study import storage as stores
 from hpsearch.errors import TrialEnded
+from hpsearch.signals import SIGNALS
 from hpsearch.study.output import FINISHED
 
 
 class StopFlag:
     """The first SIGINT or SIGTERM asks for a stop at the next safe point (between trials, or
-    at a training progress point); a second one stops at once (KeyboardInterrupt)."""
+    after a training step); a second one stops at once (KeyboardInterrupt)."""
 
     def __init__(self):
         self.signum: int | None = None
 
     def install(self) -> StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in SIGNALS:
             signal.signal(sig, self._handle)
         return self
+
+    @contextlib.contextmanager
+    def installed(self):
+        """The flag takes the signals for the block (a trial loop), then gives them back to
+        what had them (interrupt_on_signals, for the command line)."""
+        saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
+        self.install()
+        try:
+            yield self
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:

@@ -72,7 +72,7 @@ class Objective:
     seed: int = 0
     two_objectives: bool = False
     log: Callable[[str], None] | None = None  # the training loop's progress lines
-    # Asked at the training loop's progress points: True ends the trial as interrupted.
+    # Asked after each training step: True ends the trial as interrupted.
     should_stop: Callable[[], bool] | None = None
     hooks: tuple[TrialHook, ...] = ()
 

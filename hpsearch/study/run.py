@@ -1,5 +1,5 @@
-"""A study run: check its space, then hand it to the driver its options name (the dry run,
-Ray, worker processes, or this process as the worker)."""
+"""A study run: its preflight, then the driver its options name (the dry run, Ray, worker
+processes, or this process as the worker)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,18 @@ from hpsearch.study.console import Console
 from hpsearch.study.loop import StopFlag
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.output import quiet_optuna
-from hpsearch.study.resume import at_fidelity, read_space
+from hpsearch.study.preflight import check_study_run
 
 
-def run(opts: StudyOptions, console: Console) -> int:
+def run(opts: StudyOptions, source: str, console: Console) -> int:
     """The study command after parsing: its exit status (0, 2 is raised as UsageError, 130
-    when stopped). The space is checked before anything else, the storage opened only by a
-    driver that needs it."""
+    when stopped). SOURCE names what gave the storage URL (for messages). Every input is
+    checked before anything else; the storage is opened only by a driver that needs it."""
     started = time.monotonic()
-    stop = StopFlag().install()
+    stop = StopFlag()  # taken up by the trial loop; until then a signal ends the run at once
     quiet_optuna()
-    # A bad file, or a size the network cannot take, stops here, before the storage is touched.
-    # The drivers take the file as written: a budget puts it at the fidelity it picks.
-    raw = read_space(opts.name, opts.search.space)
-    at_fidelity(raw, opts.fidelity)
+    # The drivers take the space file as written: a budget puts it at the fidelity it picks.
+    raw = check_study_run(opts, source)
     if opts.dry_run:
         from hpsearch.study.drivers import local
 

@@ -131,16 +131,23 @@ def load(path: Path) -> Space:
     """Read and check a search or lab file; every problem names the file and the field."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise SpaceError(f"{path}: no such search-space file") from None
+    except IsADirectoryError:
+        raise SpaceError(f"{path}: is a folder, not a search-space file") from None
+    except OSError as err:
+        raise SpaceError(f"{path}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise SpaceError(f"{path}: not UTF-8 text (byte {err.start}); TOML files are "
+                         f"UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise SpaceError(f"{path}: not valid TOML ({err})") from None
     where = str(path)
     _allowed_keys(doc, ("network", "fixed", "params", "baseline", "vary", "about", "search"),
                   where)
     network = doc.get("network")
-    if network not in models.MODELS:
+    if not isinstance(network, str) or network not in models.MODELS:
         raise SpaceError(f"{where}: network: {network!r} is not a network; "
                          f"allowed: {', '.join(models.MODELS)}")
     fixed = _fixed(doc.get("fixed", {}), f"{where}: fixed")
@@ -154,9 +161,19 @@ def load(path: Path) -> Space:
     if not params:
         raise SpaceError(f"{where}: params: no parameters; add at least one [params.NAME] table")
     search = _search(doc.get("search", {}), f"{where}: search")
-    space = Space(path, network, params, fixed, search=search)
+    space = Space(path, network, params, with_default_epochs(network, params, fixed),
+                  search=search)
     _check_coverage(space, where)
     return space
+
+
+def with_default_epochs(network: str, params: tuple[Param, ...], fixed: dict) -> dict:
+    """FIXED with TrainConfig's epochs where a trial could get its epochs from nothing (no
+    epochs parameter for every optimizer, none fixed): every trial trains a known number of
+    epochs, which the plan and the budget count. A parameter that applies overrides it."""
+    if "epochs" in fixed or any(p.field == "epochs" and p.optimizers is None for p in params):
+        return fixed
+    return {**fixed, "epochs": config.TrainConfig(model=network).epochs}
 
 
 def _table(value, where: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpsearch.errors import UsageError
 from hpsearch.study.defaults import (DEFAULT_URL, ENV, HEARTBEAT_SECONDS,  # noqa: F401 (re-exported)
-                                     grace_for, resolve_url)
+                                     grace_for)
 
 MAX_RETRY = 2  # times a trial of a dead worker is re-run with the same parameters
 
@@ -44,6 +45,135 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+# What to install for a server's driver, by SQLAlchemy backend name.
+DRIVERS = {"postgresql": "pip install 'hpsearch[postgres]' and write postgresql+psycopg2://...",
+           "mysql": "pip install pymysql and write mysql+pymysql://...",
+           "mariadb": "pip install pymysql and write mysql+pymysql://..."}
+CONNECT_SECONDS = 10  # how long the preflight waits for a database server to answer
+
+
+def check_storage(url: str, source: str, *, create: bool, write: bool) -> None:
+    """Refuse, writing nothing, a storage this run cannot use: not a URL, in memory (gone when
+    the run ends), a SQLite file that is missing (unless CREATE), not a database, or read-only
+    or in a folder that takes no new file (when WRITE), a server whose driver is missing or that
+    does not answer. SOURCE names where the URL came from (--storage, $HPSEARCH_STORAGE, the
+    default), for the message."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UsageError(f"{source} {redact(url)!r} is not a storage URL; write e.g. "
+                         f"{DEFAULT_URL} or postgresql+psycopg2://USER@HOST:5432/DB") from None
+    named = f"{source} {redact(url)!r}"
+    if parsed.get_backend_name() == "sqlite":
+        try:
+            check_sqlite(parsed, named, create=create, write=write)
+        except OSError as err:  # a name too long, a loop of links: the system says what
+            raise UsageError(f"{named}: {err.strerror}") from None
+    else:
+        check_server(parsed, url, named)
+
+
+def check_sqlite(parsed: sqlalchemy.engine.URL, named: str, *, create: bool, write: bool) -> None:
+    database, mode = parsed.database or "", str(parsed.query.get("mode", ""))
+    if str(parsed.query.get("uri", "")).lower() == "true" and database.startswith("file:"):
+        database = database[len("file:"):]  # SQLite's URI filename, its options in the query
+    if database in ("", ":memory:") or mode == "memory":
+        raise UsageError(f"{named}: an in-memory SQLite database is gone when the run ends; "
+                         f"name a file, e.g. {DEFAULT_URL}")
+    if write and mode == "ro":
+        raise UsageError(f"{named} opens the database read-only (mode=ro), and this command "
+                         f"writes to it; leave mode=ro out")
+    path = Path(database)
+    if path.is_dir():
+        raise UsageError(f"{named}: {path} is a folder; name a database file in it")
+    if not path.exists():
+        if not create:
+            raise UsageError(f"no study storage at {path} ({named}); run a study first, or "
+                             f"name the storage with --storage or ${ENV}")
+        _check_folder(path.parent, named)
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as err:
+        raise UsageError(f"{named}: cannot read {path} ({err.strerror})") from None
+    if head and head != SQLITE_MAGIC:
+        raise UsageError(f"{named}: {path} is not a SQLite database; name another file")
+    if write:
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{named}: {path} is read-only; make it writable or name another "
+                             f"file")
+        _check_folder(path.parent, named)  # SQLite writes its journal beside the file
+
+
+def _check_folder(folder: Path, named: str) -> None:
+    """FOLDER exists and takes a new file (tried, by creating and removing one)."""
+    folder = folder if str(folder) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{named}: no such folder {folder}; create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(f"{named}: cannot write in {folder} ({err.strerror}); SQLite needs "
+                         f"to write its journal there") from None
+
+
+def check_server(parsed: sqlalchemy.engine.URL, url: str, named: str) -> None:
+    """The server's driver is installed and the server answers (a connection, opened and
+    closed: nothing is written)."""
+    backend = parsed.get_backend_name()
+    install = DRIVERS.get(backend, f"install the Python driver for {backend}")
+    if url.startswith("postgresql://"):
+        raise UsageError(f"{named} names no driver; write postgresql+psycopg2://... "
+                         f"(install the driver with: pip install 'hpsearch[postgres]')")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise UsageError(f"{named}: SQLAlchemy knows no database {parsed.drivername!r}; use "
+                         f"sqlite:///FILE.db or postgresql+psycopg2://...") from None
+    except ImportError as err:
+        raise UsageError(f"{named} needs a driver that is not installed ({err}); "
+                         f"{install}") from None
+    timeout = {"postgresql": {"connect_timeout": CONNECT_SECONDS},
+               "mysql": {"connect_timeout": CONNECT_SECONDS}}.get(backend, {})
+    try:
+        engine = sqlalchemy.create_engine(parsed, poolclass=sqlalchemy.pool.NullPool,
+                                          connect_args=timeout)
+        with engine.connect():
+            pass
+    except Exception as err:  # drivers raise many kinds; all mean "cannot reach it"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if parsed.password:  # a driver's message may quote the connection string
+            first = first.replace(parsed.password, "***")
+        raise UsageError(f"cannot reach {named}: {first}") from None
+
+
+def stored_setup(url: str, study_name: str) -> dict | None:
+    """The stored setup of study STUDY_NAME (its "setup" user attr; {} when it has none and no
+    trials either: a run stopped right after creating it), or None when the storage holds no
+    such study; read without writing (an Optuna storage opened on a database without its
+    tables would create them). A study with trials but no setup was not made by hpsearch."""
+    db = sqlite_file(url)
+    if db is not None and (not db.is_file() or db.stat().st_size == 0):
+        return None
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        if "studies" not in sqlalchemy.inspect(engine).get_table_names():
+            return None
+    finally:
+        engine.dispose()
+    storage = open_storage(url)
+    if study_name not in optuna.get_all_study_names(storage):
+        return None
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    if "setup" not in study.user_attrs and study.get_trials(deepcopy=False):
+        raise UsageError(f"study {study_name!r} in {redact(url)} was not made by hpsearch (it "
+                         f"stores no setup); give a new --study-name")
+    return study.user_attrs.get("setup", {})
 
 
 def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
@@ -86,20 +216,12 @@ def load_study(name: str, storage: RDBStorage) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def load_study_at(name: str, url: str | None) -> tuple[optuna.Study, str]:
-    """(study NAME, the resolved URL) from --storage URL or its defaults; see load_study."""
-    url = resolve_url(url)
-    require_existing(url)
-    return load_study(name, open_storage(url)), url
-
-
-def require_existing(url: str) -> None:
-    """Refuse a SQLite file that is not there: opening it would create an empty one (a report
-    or export run in the wrong folder would leave an empty hpsearch.db behind)."""
-    db = sqlite_file(url)
-    if db is not None and not db.is_file():
-        raise UsageError(f"no study storage at {db} ({redact(url)}); run a study first, or name the "
-                         f"storage with --storage or ${ENV}")
+def load_study_at(name: str, url: str, source: str, write: bool) -> optuna.Study:
+    """Study NAME in the storage at URL (named by SOURCE), which must exist: opening a SQLite
+    file that is not there would create an empty one (a report or export run in the wrong
+    folder would leave an empty hpsearch.db behind). WRITE: the command writes to it."""
+    check_storage(url, source, create=False, write=write)
+    return load_study(name, open_storage(url))
 
 
 class TrialClaim:

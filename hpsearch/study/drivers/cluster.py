@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
 import socket
 import time
 from collections import Counter
@@ -198,19 +197,14 @@ def group_total(finished: int, trials: int | None, total: int | None) -> int | N
 
 def run_task(opts: StudyOptions, raw, arrays, console) -> int:
     """One Ray task: the local worker loop, in this process, on the driver's arrays. Ray's
-    cancel arrives as SIGINT, which the stop flag turns into the end of the running trial at
-    its next progress point, as Ctrl-C does for a local study."""
+    cancel arrives as SIGINT: in the trial loop, the stop flag turns it into the end of the
+    running trial at its next step, as Ctrl-C does for a local study; before it, Ray's own
+    handler cancels the task. The loop gives Ray its handlers back when it ends."""
     import ray
 
     from hpsearch.study.loop import StopFlag
     from hpsearch.study.drivers.local import run_worker
 
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        storage = stores.open_storage(opts.store.url, heartbeat=opts.store.heartbeat)
-        code = run_worker(opts, raw, storage, StopFlag().install(), time.monotonic(), console,
-                          arrays=arrays, node=ray.util.get_node_ip_address())
-    finally:  # the process goes back to Ray's pool with Ray's own handlers
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-    return code
+    storage = stores.open_storage(opts.store.url, heartbeat=opts.store.heartbeat)
+    return run_worker(opts, raw, storage, StopFlag(), time.monotonic(), console,
+                      arrays=arrays, node=ray.util.get_node_ip_address())

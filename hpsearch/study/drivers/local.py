@@ -171,9 +171,10 @@ def trial_loop(where: Store, study: optuna.Study, objective: Objective, limits: 
     # those collections: 0.16 s a trial down to nothing.
     gc.freeze()
     try:
-        interrupted = run_trials(study, objective, limits, stores.grace_for(where.heartbeat),
-                                 claim, report=reporter(progress, live, console), stop=stop,
-                                 gate=gate, note=noter(progress.tag, live, console))
+        with stop.installed():
+            interrupted = run_trials(study, objective, limits, stores.grace_for(where.heartbeat),
+                                     claim, report=reporter(progress, live, console), stop=stop,
+                                     gate=gate, note=noter(progress.tag, live, console))
     finally:
         if live is not None:  # gone before anything else is printed
             live.close()

@@ -16,6 +16,7 @@ from hpsearch.study import budget as budgets, output, plan as plans
 from hpsearch.study.drivers import cluster
 from hpsearch.study.drivers import workers
 from hpsearch.study.console import Console
+from hpsearch.signals import interrupt_on_signals
 from hpsearch.study.loop import Limits, StopFlag
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.output import FINISHED
@@ -29,7 +30,7 @@ def run_on_ray(opts: StudyOptions, raw: spaces.Space, stop: StopFlag,
     started, where, want = time.monotonic(), opts.store, opts.placement
     ray = cluster.import_ray(want.ray)
     cluster.connect(ray, want.ray)
-    stop.install()  # ray.init put its own handlers on SIGINT and SIGTERM
+    interrupt_on_signals()  # ray.init put its own handlers on SIGINT and SIGTERM
     try:
         nodes = cluster.alive_nodes(ray)
         console.say(f"ray: connected to {want.ray} in {time.monotonic() - started:.1f} s: "
@@ -68,7 +69,8 @@ def drive(ray, opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                     budgets.deadline(extent.budget, study, started,
                                      plans.confirm_seconds(extent.confirm, prepared.plan)))
     progress = output.Progress("", started, limits, prepared.plan, place.workers)
-    codes = watch(ray, refs, study, stop, progress, console)
+    with stop.installed():
+        codes = watch(ray, refs, study, stop, progress, console)
     return sum_up(opts.store.url, study, codes, stop, progress, console)
 
 
@@ -107,7 +109,7 @@ def start_tasks(ray, opts: StudyOptions, raw: spaces.Space, place: cluster.Place
 def watch(ray, refs: list, study: optuna.Study, stop: StopFlag, progress: output.Progress,
           console: Console) -> list:
     """Wait for the tasks, printing each newly finished trial. The first stop request
-    cancels them gently (each ends its running trial at the next progress point), a second
+    cancels them gently (each ends its running trial after its next step), a second
     one kills them (their trials are failed by the heartbeat and retried by a later run)."""
     seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
     pending, cancelled = list(refs), False

@@ -27,7 +27,7 @@ from hpsearch.study.loop import StopFlag
 from hpsearch.study import options
 from hpsearch.study.options import Placement, Store, StudyOptions, to_argv
 from hpsearch.study.resume import open_study, trials_for_run, wanted_precision
-from hpsearch.engine.device import pick_device, resolve_precision
+from hpsearch.engine.device import check_device, resolve_precision
 
 
 def split_trials(n: int | None, workers: int) -> list[int | None]:
@@ -82,7 +82,7 @@ def plan(opts: StudyOptions, trials: int | None, env: Mapping[str, str]) -> list
 
 def wait_for(procs: list[subprocess.Popen], stop: StopFlag) -> list[int]:
     """Wait for the workers; the first stop request is passed on to each (they end their
-    trial at its next progress point), a second one too (they stop at once)."""
+    trial after its next step), a second one too (they stop at once)."""
     passed_on = False
     try:
         while any(p.poll() is None for p in procs):
@@ -99,22 +99,6 @@ def wait_for(procs: list[subprocess.Popen], stop: StopFlag) -> list[int]:
     return [p.returncode for p in procs]
 
 
-def parent_device(name: str) -> torch.device:
-    """The device NAME, checked without allocating on it: the parent only waits, and a CUDA
-    context of its own would sit on that GPU for the whole study."""
-    if name == "auto":
-        return pick_device(name)
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise UsageError(f"device {name!r} is not a device name ({err}); try cpu or cuda:0") from None
-    if device.type == "cuda" and not (torch.cuda.is_available()
-                                      and (device.index or 0) < torch.cuda.device_count()):
-        raise UsageError(f"device {name!r} is not usable here: this machine has "
-                         f"{torch.cuda.device_count()} CUDA devices")
-    return device
-
-
 def threads_per_worker(place: Placement, workers: int) -> int:
     """--threads, else the cores shared out so that workers x threads <= cores."""
     return place.threads or max(1, (os.cpu_count() or 1) // workers)
@@ -127,7 +111,7 @@ def run_workers(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     place = opts.placement
     devices = place.devices or (place.device,)
     slots = len(devices) * place.jobs
-    first = parent_device(devices[0])
+    first = check_device(devices[0])
     precision = resolve_precision(first, wanted_precision(raw, opts.fidelity))
     torch.set_num_threads(threads_per_worker(place, slots))
     opts, study, prepared = plan_and_create(opts, raw, storage, first, precision, console)
@@ -166,7 +150,8 @@ def wait_and_sum_up(where: Store, storage, started: list, stop: StopFlag,
     # process, which passes it on once (a second would stop the workers mid-trial).
     procs = [subprocess.Popen([sys.executable, "-m", "hpsearch.study", *argv], env=env,
                               process_group=0) for argv, env in started]
-    codes = wait_for(procs, stop)
+    with stop.installed():
+        codes = wait_for(procs, stop)
     if stop():
         console.warn("\n" + output.interrupted_line(where.url))
         return 130

@@ -1,0 +1,140 @@
+"""Ctrl-C and SIGTERM at random moments (scripts/bench --signals): `hpsearch study`, `export`
+and `confirm` on a small real lenet study, each run once to its end to learn how long it
+takes, then started again and again with SIGINT or SIGTERM sent at a moment drawn uniformly
+from that span (start-up, parsing and planning included). Each must end within LIMIT_S of
+the signal with exit 130 (or 0, when it had finished first), leave no trial RUNNING in any
+study of the storage, and leave no file half-written (the exported JSON parses, no temporary
+file is left beside it, every study the search made holds its setup)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+LIMIT_S = 5.0
+TINY = ["--train-subset", "2000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
+
+
+def commands(url: str) -> dict[str, list[str]]:
+    return {"study": ["study", "lenet", "--storage", url, "--trials", "2", *TINY],
+            "export": ["export", "lenet", "--storage", url, "--train-subset", "2000",
+                       "--out", "best.json", "--quiet"],
+            "confirm": ["confirm", "lenet", "--storage", url, "--top", "2", "--seeds", "2",
+                        "--quiet"]}
+
+
+def hpsearch(argv: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hpsearch", *argv], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def reset(url: str) -> None:
+    """Drop the confirmation studies, so that every confirm run trains (a finished one would
+    only read back what it stored)."""
+    storage = optuna.storages.RDBStorage(url)
+    for name in optuna.get_all_study_names(storage):
+        if name.endswith("-confirm"):
+            optuna.delete_study(study_name=name, storage=storage)
+    storage.engine.dispose()
+
+
+def damage(url: str, cwd: Path) -> list[str]:
+    """What a stopped run left wrong: RUNNING trials, a study without its setup, a JSON that
+    does not parse, a temporary file."""
+    found = []
+    storage = optuna.storages.RDBStorage(url)
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if running:
+            found.append(f"{name}: {len(running)} RUNNING")
+        if not name.endswith("-confirm") and "setup" not in study.user_attrs:
+            found.append(f"{name}: no setup")
+    storage.engine.dispose()
+    out = cwd / "best.json"
+    if out.exists():
+        try:
+            json.loads(out.read_text())
+        except ValueError:
+            found.append("best.json does not parse")
+    found += [f"left {p.name}" for p in cwd.glob(".best.json.*")]
+    return found
+
+
+def one(argv: list[str], cwd: Path, delay: float, sig: int) -> dict:
+    proc = hpsearch(argv, cwd)
+    time.sleep(delay)
+    sent = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        finished_first = False
+    else:
+        finished_first = True
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read().strip().splitlines()
+    return {"delay_s": round(delay, 2), "signal": signal.Signals(sig).name,
+            "exit": proc.returncode, "finished_first": finished_first,
+            "to_exit_s": round(time.monotonic() - sent, 2),
+            "last_line": err[-1] if err else ""}
+
+
+def check(runs: int, say, seed: int = 0) -> list[dict]:
+    """RUNS signalled runs of each command; one summary per command."""
+    rng = random.Random(seed)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        url = f"sqlite:///{cwd / 's.db'}"
+        base = subprocess.run([sys.executable, "-m", "hpsearch", "study", "lenet", "--storage",
+                               url, "--trials", "3", *TINY], cwd=cwd, capture_output=True,
+                              text=True)
+        if base.returncode != 0:
+            raise RuntimeError(f"the study to signal could not be made: {base.stderr[-500:]}")
+        for name, argv in commands(url).items():
+            reset(url)
+            started = time.monotonic()
+            hpsearch(argv, cwd).wait()
+            span = time.monotonic() - started
+            results = []
+            for i in range(runs):
+                reset(url)
+                r = one(argv, cwd, rng.uniform(0, span),
+                        rng.choice([signal.SIGINT, signal.SIGTERM]))
+                r["damage"] = damage(url, cwd)
+                results.append(r)
+            signalled = [r for r in results if not r["finished_first"]]
+            summary = {"command": name, "span_s": round(span, 1), "runs": runs,
+                       "signalled": len(signalled),
+                       "exit_130": sum(r["exit"] == 130 for r in signalled),
+                       "slowest_exit_s": max((r["to_exit_s"] for r in signalled), default=0.0),
+                       "damaged": sum(bool(r["damage"]) for r in results), "results": results}
+            summary["met"] = (summary["exit_130"] == len(signalled) and not summary["damaged"]
+                              and summary["slowest_exit_s"] <= LIMIT_S)
+            say(f"signals: {name}: {len(signalled)} of {runs} signalled runs, "
+                f"{summary['exit_130']} exit 130, slowest exit {summary['slowest_exit_s']} s, "
+                f"{summary['damaged']} damaged")
+            out.append(summary)
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| command | run to its end | signalled runs | exit 130 | slowest exit after the "
+             "signal | damaged | target met |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['command']} | {r['span_s']} s | {r['signalled']} of {r['runs']} | "
+                     f"{r['exit_130']} | {r['slowest_exit_s']} s | {r['damaged']} | "
+                     f"{'yes' if r['met'] else 'NO'} |")
+    return "\n".join(lines)
