@@ -479,6 +479,11 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
 
         doc["fuzz"] = fuzz.run(400 if args.tiny else 10_000, 200 if args.tiny else 5_000, say)
         report = fuzz.table(doc["fuzz"])
+    elif args.load_check:
+        from benchmarks import load_check
+
+        doc["load_check"] = load_check.check("lenet" if args.tiny else "resnet", say)
+        report = load_check.table(doc["load_check"])
     elif args.signals:
         from benchmarks import signals
 

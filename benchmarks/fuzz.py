@@ -16,6 +16,7 @@ The test suite runs a bounded, deterministic number of each (tests/test_fuzz.py)
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import os
@@ -301,9 +302,8 @@ def shipped_docs() -> tuple[dict, ...]:
 def space_doc(draw) -> dict:
     """A shipped space file's content with a few edits: a key removed, a value replaced (any
     type, extremes), a key or table added."""
-    doc = draw(st.sampled_from(shipped_docs()))
-    doc = {k: (dict((a, dict(b) if isinstance(b, dict) else b) for a, b in v.items())
-               if isinstance(v, dict) else v) for k, v in doc.items()}
+    # Copies throughout: a drawn table edited in place would change what later draws see.
+    doc = copy.deepcopy(draw(st.sampled_from(shipped_docs())))
     for _ in range(draw(st.integers(1, 4))):
         paths = [(k,) for k in doc] + [(k, a) for k, v in doc.items() if isinstance(v, dict)
                                        for a in v]
@@ -317,14 +317,14 @@ def space_doc(draw) -> dict:
         if what == "drop":
             holder.pop(path[-1], None)
         elif what == "tweak":  # near what was there: mostly still a space, at its edges
-            holder[path[-1]] = draw(tweaked(holder.get(path[-1])))
+            holder[path[-1]] = copy.deepcopy(draw(tweaked(holder.get(path[-1]))))
         elif what == "set":
-            holder[path[-1]] = draw(VALUES)
+            holder[path[-1]] = copy.deepcopy(draw(VALUES))
         else:
             name = draw(st.sampled_from(["extra", "params", "fixed", "search", "vary",
                                          "baseline", "field", "optimizers", "step", "low"]))
-            holder[name] = draw(st.one_of(VALUES, st.just({"type": "int", "low": 1,
-                                                           "high": 3})))
+            holder[name] = copy.deepcopy(draw(st.one_of(VALUES, st.just(
+                {"type": "int", "low": 1, "high": 3}))))
     return doc
 
 

@@ -64,5 +64,8 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                    help="instead of timing: SIGINT or SIGTERM at random moments of study, "
                         "export and confirm runs, 20 of each (--tiny: 2); each must end within "
                         "5 s with exit 130 and nothing RUNNING or half-written")
+    p.add_argument("--load-check", action="store_true",
+                   help="instead of timing: the resnet --trials 40 dry run on a quiet machine "
+                        "against the same beside a training study (about 5 minutes)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)

@@ -1,7 +1,5 @@
 """`python -m hpsearch`: the same as the `hpsearch` command."""
 
-import sys
+from hpsearch.cli import console
 
-from hpsearch.cli import main
-
-sys.exit(main())
+console()

@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import torch
 from benchmarks.inprocess import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The cost models this machine kept (engine.cost) go to a file of this test run's, not the
+# user's cache: a test's plan must not read a cost that another run measured.
+os.environ["HPSEARCH_COSTS"] = os.path.join(tempfile.mkdtemp(prefix="hpsearch-costs-"),
+                                            "costs.json")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two pytest workers share the cores (make test): one torch thread each, in this process

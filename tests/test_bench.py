@@ -3,11 +3,12 @@ No timing is asserted: the figures depend on the machine and on what else runs o
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 CASE_FIELDS = {"network", "size", "batch_size", "optimizer", "lr", "epochs", "train_images",
                "val_images", "reference", "engine", "speedup", "forward_mflop_per_image",
@@ -197,3 +198,39 @@ def test_search_space_flag_sends_every_configuration_to_that_file_or_says_what_i
         args.space = space
         with pytest.raises(UsageError, match=says):
             bench.search_plan(args)
+
+
+@pytest.mark.slow
+def test_tiny_fuzz_counts_its_cases_and_finds_nothing(tmp_path):
+    p, doc = run_bench(tmp_path, "--fuzz", "--tiny")
+    argv = doc["fuzz"]["argv"]
+    assert set(argv) == {"study", "worker", "train", "confirm", "export", "report", "models",
+                         "dashboard"}
+    assert sum(t["cases"] for t in argv.values()) == 400 and doc["fuzz"]["spaces"]["cases"] == 200
+    assert all(t["failures"] == [] for t in argv.values()), argv
+    assert doc["fuzz"]["spaces"]["failures"] == []
+    assert "400 command lines, 200 space files: 0 failures" in p.stdout
+
+
+@pytest.mark.slow
+def test_tiny_signal_run_stops_each_command_cleanly(tmp_path):
+    p, doc = run_bench(tmp_path, "--signals", "--tiny")
+    rows = {r["command"]: r for r in doc["signals"]}
+    assert set(rows) == {"study", "export", "confirm"}
+    for r in rows.values():
+        assert r["runs"] == 2 and len(r["results"]) == 2
+        assert r["damaged"] == 0 and r["exit_130"] == r["signalled"], r
+        assert r["slowest_exit_s"] <= 5.0, r
+
+
+def test_the_load_check_reads_the_plan_a_dry_run_prints(tmp_path):
+    from benchmarks import load_check
+
+    ran = run_cli("hpsearch.study", "lenet", "--dry-run", "--train-subset", "500",
+                  "--val-size", "500", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    per = re.search(f"fastest ({load_check.SPAN}), median ({load_check.SPAN}), "
+                    f"slowest ({load_check.SPAN})", ran.stdout)
+    assert per is not None, ran.stdout
+    assert load_check.seconds("7h08m") == 7 * 3600 + 8 * 60
+    assert load_check.seconds("12m40s") == 760 and load_check.seconds("1.5 s") == 1.5

@@ -3,6 +3,7 @@ budget's loop with stub objectives, and the command line."""
 
 import dataclasses
 import datetime
+import json
 import time
 
 import optuna
@@ -81,6 +82,26 @@ def test_a_passing_load_does_not_decide_the_cost_and_the_plan_says_it_varied(mon
     steady = dataclasses.replace(loaded, spread=1.1)
     assert "varied" not in budgets.plan_text(
         budgets.Prepared(opts.fidelity, opts.extent, space, steady, plan), CPU, None)
+
+
+def test_this_machines_fastest_timing_is_kept_and_a_slower_one_is_said(tmp_path):
+    """A lasting load (another study training on the same cores) slows every repeat of a
+    timing; the cheapest cost this machine measured for the key is kept and used, and the plan
+    says how much slower the timing now was."""
+    file = tmp_path / "costs.json"
+    quiet = cost_of()
+    assert costs.remember(file, "k", quiet) == quiet
+    used = costs.remember(file, "k", dataclasses.replace(quiet, step_s=(0.06, 0.12)))
+    assert used.step_s == quiet.step_s and used.slower_now == pytest.approx(6.0)
+    faster = dataclasses.replace(quiet, step_s=(0.005, 0.01))
+    assert costs.remember(file, "k", faster) == faster
+    assert costs.StepCost.from_json(json.loads(file.read_text())["k"]) == faster
+    assert "timed 6.0x slower now than this machine's fastest" in budgets.timing_notes(used)[0]
+    assert budgets.timing_notes(quiet) == []
+    assert "was busy (load average 1.5 per core)" in budgets.timing_notes(
+        dataclasses.replace(quiet, busy=1.5))[0]
+    file.write_text("not json")  # a broken cache is a cache missed
+    assert costs.remember(file, "k", quiet) == quiet
 
 
 def test_quick_steps_are_timed_longer(monkeypatch):

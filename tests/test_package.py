@@ -59,7 +59,7 @@ def test_the_wheel_ships_the_spaces_and_no_benchmarks(installed):
     assert "hpsearch/studies/lenet.toml" in names and "hpsearch/studies/lab-vgg.toml" in names
     assert not [n for n in names if n.startswith("benchmarks/") or "/bench_" in n]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "hpsearch = hpsearch.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "hpsearch = hpsearch.cli:console" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.slow

@@ -133,3 +133,33 @@ def test_a_signal_while_planning_ends_the_run_at_once(tmp_path, sig):
     assert time.monotonic() - sent < 5
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
     assert "dry run:" not in out
+
+
+def test_a_signal_whose_interrupt_was_lost_is_raised_again(small_splits):
+    """A KeyboardInterrupt raised where Python ignores it (a finalizer) is not the end of it:
+    the next training step raises it again, and a trial loop starting after it stops at once."""
+    import torch
+
+    from hpsearch import signals
+    from hpsearch.engine.config import TrainConfig
+    from hpsearch.engine.train import train
+    from hpsearch.study.loop import StopFlag
+
+    saved = {sig: signal.getsignal(sig) for sig in signals.SIGNALS}
+    try:
+        signals.interrupt_on_signals()
+        assert signals.received() is None and signals.stop_requested() is False
+        with pytest.raises(KeyboardInterrupt):
+            signals._interrupt(signal.SIGTERM, None)  # caught and dropped, as a finalizer would
+        assert signals.received() == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            train(TrainConfig(model="lenet", epochs=1, batch_size=64), small_splits,
+                  torch.device("cpu"))
+        flag = StopFlag()
+        with flag.installed():
+            assert flag() and flag.signum == signal.SIGTERM
+        signals.interrupt_on_signals()  # a new command starts with none
+        assert signals.received() is None
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -129,3 +129,11 @@ def test_a_lab_file_takes_no_search_table(tmp_path):
     with pytest.raises(SpaceError, match=re.escape(
             f"{path}: a lab file has [baseline] and [vary], not [params] or [search]")):
         spaces.load(path)
+
+
+def test_a_step_too_small_for_its_range_is_refused_not_a_decimal_error(tmp_path):
+    """Found by the fuzz: (high - low) % step raised decimal's DivisionImpossible where the
+    range holds more steps than Decimal's 28 digits count."""
+    path = space_file(tmp_path, LR + float_param("1e-30", high="1e30"))
+    with pytest.raises(spaces.SpaceError, match="step 1e-30 is too small for the range"):
+        spaces.load(path)

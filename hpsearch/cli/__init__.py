@@ -11,7 +11,10 @@ so neither torch nor Optuna) until one is named, so `hpsearch --help` answers at
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from hpsearch.signals import interrupt_on_signals
 
 # name -> what it does, in the order `hpsearch --help` lists them
 COMMANDS = {
@@ -40,11 +43,11 @@ def run_command(name: str, argv: list[str], prog: str) -> int:
     """Subcommand NAME on ARGV, its usage errors as one line and exit status 2."""
     from hpsearch.cli.common import run_main
 
-    module = importlib.import_module(f"hpsearch.cli.{name}")
-    return run_main(lambda: module.main(argv, prog))
+    return run_main(lambda: importlib.import_module(f"hpsearch.cli.{name}").main(argv, prog))
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_signals()  # first: a signal while the subcommand imports ends it in one line
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -62,6 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(name, argv[1:], f"hpsearch {name}")
 
 
+def console() -> None:
+    """The `hpsearch` console script (and `python -m hpsearch`): main, then exit with its
+    status."""
+    leave(main())
+
+
 def entry(name: str) -> None:
     """`python -m hpsearch.NAME ARGS...`: the same as `hpsearch NAME ARGS...`."""
-    sys.exit(run_command(name, sys.argv[1:], f"python -m hpsearch.{name}"))
+    interrupt_on_signals()
+    leave(run_command(name, sys.argv[1:], f"python -m hpsearch.{name}"))
+
+
+def leave(code: int) -> None:
+    """Exit with CODE. An interrupted command (130) leaves at once, its output flushed: an
+    interpreter shutting down after a KeyboardInterrupt that passed through native code (torch's
+    bindings) kills itself with SIGINT instead, which a caller sees as -2, not 130; and what
+    the command wrote is already committed."""
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -18,7 +18,7 @@ from typing import Callable
 from hpsearch.study import defaults
 from hpsearch.engine.config import DEFAULT_VAL_SIZE, MIN_SPLIT, PRECISIONS, SEED_LIMIT, TRAIN_IMAGES
 from hpsearch.errors import UsageError
-from hpsearch.signals import interrupt_on_signals
+from hpsearch.signals import ignore_signals, interrupt_on_signals, received
 from hpsearch.units import parse_duration
 
 
@@ -27,13 +27,27 @@ def run_main(main: Callable[[], int]) -> int:
     Ctrl-C or SIGTERM, from the first instruction on, returns 130 with one line."""
     try:
         interrupt_on_signals()
-        return main()
-    except UsageError as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 2
+        code = main()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        code = _interrupted()
+    except Exception as err:
+        # A KeyboardInterrupt raised inside an import can come out as another error (Python
+        # wraps it into the RuntimeError of a class being made, and that into a refusal): after
+        # a signal, any error is the interruption's.
+        if received() is not None:
+            code = _interrupted()
+        elif isinstance(err, UsageError):
+            print(f"error: {one_line(str(err))}", file=sys.stderr)
+            code = 2
+        else:
+            raise
+    ignore_signals()
+    return code
+
+
+def _interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return 130
 
 
 MOST = 1_000_000  # the largest count a flag takes unless it says otherwise: more is a typo

@@ -10,8 +10,13 @@ batch size. Measuring takes about a second for lenet and net28, ten for ResNet-1
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
+import os
+import platform
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -46,6 +51,9 @@ class StepCost:
     eval_s_per_image: float  # evaluation, per validation image
     setup_s: float  # per run: building the network and optimizer, the first step's warm-up
     spread: float = 1.0  # slowest / fastest of the timed repeats (1: they agreed)
+    busy: float = 0.0  # the machine's load average per core when timed (0: idle)
+    measured: str = ""  # when (ISO date and time)
+    slower_now: float = 1.0  # this run's timing / the kept one's, where the kept one is used
 
     def step_seconds(self, batch_size: int) -> float:
         """Seconds per training step: the line through the two measured points (at least the
@@ -61,7 +69,7 @@ class StepCost:
     @classmethod
     def from_json(cls, doc: dict) -> StepCost:
         return cls(**{**doc, "batch_sizes": tuple(doc["batch_sizes"]),
-                      "step_s": tuple(doc["step_s"])})
+                      "step_s": tuple(doc["step_s"]), "slower_now": 1.0})
 
 
 def run_seconds(cost: StepCost, epochs: int, n_train: int, n_val: int, batch_size: int) -> float:
@@ -117,6 +125,7 @@ def measure(network: str, size: int, precision: str, device: torch.device,
             batch_sizes: tuple[int, int]) -> StepCost:
     """Time training steps at both BATCH_SIZES and an evaluation batch on DEVICE; of the timed
     repeats, the fastest counts."""
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1)  # before our own steps count in it
     timings = []
     for batch in batch_sizes:
         cfg = TrainConfig(model=network, optimizer="sgd", lr=1e-6, batch_size=batch,
@@ -129,4 +138,60 @@ def measure(network: str, size: int, precision: str, device: torch.device,
     return StepCost(network, size, precision, str(device), tuple(batch_sizes),
                     tuple(min(t.step_s) for t in timings),
                     min(min(t.eval_s_per_image) for t in timings),
-                    min(t.setup_s for t in timings), max(t.spread() for t in timings))
+                    min(t.setup_s for t in timings), max(t.spread() for t in timings),
+                    round(busy, 2), datetime.datetime.now().isoformat(timespec="seconds"))
+
+
+# --- this machine's costs, kept between runs ------------------------------------------------
+# A cost measured while another study trains on the same cores is several times too high (a
+# resnet plan beside a lenet study: 6.5x, BENCHMARKS.md), and no repeat within one timing
+# escapes a load that lasts. So each cost is kept, per machine, and the cheapest one measured
+# is what a plan uses; a study's own finished trials still correct it (budget.calibration).
+
+
+def machine_key(device: torch.device) -> str:
+    """What makes costs comparable: the processor (or GPU), torch's version, the threads."""
+    if device.type == "cuda":
+        chip = torch.cuda.get_device_name(device)
+    else:
+        chip = next((line.split(":", 1)[1].strip() for line in _cpuinfo()
+                     if line.startswith("model name")), platform.processor() or "cpu")
+    return f"{chip}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def costs_file() -> Path:
+    """$HPSEARCH_COSTS, else costs.json in hpsearch's cache folder (data.cache_dir)."""
+    return Path(os.environ.get("HPSEARCH_COSTS") or data.cache_dir() / "costs.json")
+
+
+def cached_costs(file: Path) -> dict:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: measure again
+
+
+def remember(file: Path, key: str, cost: StepCost) -> StepCost:
+    """COST kept in FILE under KEY unless a cheaper one is there; returns the cheaper (with
+    how much slower COST was, when that is the kept one)."""
+    held = cached_costs(file)
+    if key in held:
+        old = StepCost.from_json(held[key])
+        if sum(old.step_s) <= sum(cost.step_s):
+            return replace(old, slower_now=sum(cost.step_s) / sum(old.step_s))
+    held[key] = cost.to_json()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(held, indent=1))
+        os.replace(tmp, file)  # atomic: two processes writing at once lose an entry, no more
+    except OSError:
+        pass  # a cache that cannot be written is a cache missed, not an error
+    return cost

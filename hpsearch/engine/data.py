@@ -46,10 +46,15 @@ class DataError(UsageError):
     """A dataset file is missing or bad; the message names the file and how to get a good copy."""
 
 
+def cache_dir() -> Path:
+    """What hpsearch keeps between runs on this machine: $HPSEARCH_CACHE, else
+    ~/.cache/hpsearch."""
+    return Path(os.environ.get("HPSEARCH_CACHE") or Path.home() / ".cache" / "hpsearch")
+
+
 def default_root() -> Path:
     """Where prepared (decompressed, verified) files are kept between runs."""
-    cache = os.environ.get("HPSEARCH_CACHE") or Path.home() / ".cache" / "hpsearch"
-    return Path(cache) / "data"
+    return cache_dir() / "data"
 
 
 def _kind(name: str) -> str:

@@ -23,6 +23,7 @@ from hpsearch.engine.config import (CLASSES, MOMENTUM_DEFAULTS, OPTIMIZERS, PREC
                                     TrainConfig, at_chance)
 from hpsearch.engine.device import (autocast, memory_format, release_memory, resolve_precision,
                                     tune_cuda)
+from hpsearch import signals
 from hpsearch.errors import UsageError
 
 # A batch loss above this counts as diverged even while finite (saturated sigmoids keep it
@@ -144,7 +145,9 @@ class Hooks:
 
     on_epoch: EpochCallback = lambda record: None  # a reason to stop, or None to go on
     log: Callable[[str], None] = lambda line: None  # progress lines
-    should_stop: Callable[[], bool] = lambda: False  # True: end now, as "interrupted"
+    # True: end now, as "interrupted". By default a signal that came (its KeyboardInterrupt
+    # perhaps lost in a finalizer) is raised again after the current step.
+    should_stop: Callable[[], bool] = signals.stop_requested
 
 
 @torch.inference_mode()

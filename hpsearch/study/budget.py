@@ -181,10 +181,7 @@ def calibration(study: optuna.Study, model) -> float:
 
 def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
     lines = plans.plan_lines(prepared.plan, str(device), prepared.space.fixed["precision"])
-    if prepared.cost.spread > costs.DISAGREE:
-        lines.append(f"  the timed steps varied {prepared.cost.spread:.1f}x from one repeat to "
-                     f"the next (another process busy on this machine?): the plan takes the "
-                     f"fastest, and the study's own trials correct it as they finish")
+    lines += timing_notes(prepared.cost)
     extent = prepared.extent
     if extent.budget is not None:
         left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"
@@ -198,6 +195,28 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
                      f"~{plans.fmt_seconds(plans.confirm_seconds(True, prepared.plan))}"
                      + (", kept out of the search's budget" if extent.budget else ""))
     return "\n".join(lines)
+
+
+def timing_notes(cost: costs.StepCost) -> list[str]:
+    """What the plan says of its timings when they were not clean: repeats that disagreed,
+    a machine busy while they ran, a timing slower than this machine's fastest of it."""
+    notes = []
+    if cost.slower_now > costs.DISAGREE:
+        notes.append(f"  timed {cost.slower_now:.1f}x slower now than this machine's fastest "
+                     f"timing of it ({cost.measured}; another process busy?): the plan uses "
+                     f"that one, and the study's own trials correct it as they finish")
+    elif cost.spread > costs.DISAGREE:
+        notes.append(f"  the timed steps varied {cost.spread:.1f}x from one repeat to the next "
+                     f"(another process busy on this machine?): the plan takes the fastest, "
+                     f"and the study's own trials correct it as they finish")
+    if cost.busy > BUSY_PER_CORE and cost.slower_now <= costs.DISAGREE:
+        notes.append(f"  timed while this machine was busy (load average {cost.busy:.1f} per "
+                     f"core): its seconds may be high until the study's own trials correct "
+                     f"them")
+    return notes
+
+
+BUSY_PER_CORE = 0.75  # load average per core above which a timing is said to be disturbed
 
 
 def remaining(limits) -> float | None:

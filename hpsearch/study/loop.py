@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.study import storage as stores
 from hpsearch.errors import TrialEnded
-from hpsearch.signals import SIGNALS
+from hpsearch.signals import SIGNALS, received
 from hpsearch.study.output import FINISHED
 
 
@@ -49,6 +49,8 @@ class StopFlag:
         what had them (interrupt_on_signals, for the command line)."""
         saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
         self.install()
+        if self.signum is None and received() is not None:  # one came during the set-up
+            self.signum = received()
         try:
             yield self
         finally:

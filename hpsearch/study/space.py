@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import optuna
@@ -310,7 +310,11 @@ def _check_step(kind: str, low, high, step, where: str) -> None:
         raise SpaceError(f"{where}: step must be a number > 0, got {step!r}")
     # Decimal of the written text, as Optuna checks it: 0.3 - 0.1 is 0.2 here, not 0.19999...
     d_low, d_high, d_step = (Decimal(str(v)) for v in (low, high, step))
-    over = (d_high - d_low) % d_step
+    try:
+        over = (d_high - d_low) % d_step
+    except InvalidOperation:  # the range holds more steps than Decimal's precision counts
+        raise SpaceError(f"{where}: step {step} is too small for the range {low} to {high}; "
+                         f"use a larger step or none") from None
     if over:
         below = d_high - over
         fits = [int(v) if kind == "int" else float(v) for v in (below, below + d_step)]
