@@ -76,3 +76,17 @@ def test_models_command():
     assert "46,764,746" in p.stdout and "MFLOPs" in p.stdout
     p = run_cli("hpsearch.models", "resnet", "--resize", "64")
     assert p.returncode == 0 and "(1, 10)" in p.stdout
+
+
+def test_the_reproducing_command_carries_schedule_warm_up_and_label_smoothing():
+    """What export prints as the command for a trial parses back to that trial's config."""
+    import shlex
+    from dataclasses import asdict
+
+    from hpsearch.cli import train
+    from hpsearch.engine.config import TrainConfig, train_command
+
+    cfg = TrainConfig(model="lenet", optimizer="adam", lr=0.003, epochs=4, batch_size=128,
+                      schedule="one-cycle", warmup=0.05, label_smoothing=0.1, seed=7)
+    argv = shlex.split(train_command(cfg, 1000, 1000))
+    assert asdict(train.config_from_args(train.parse_args(argv[3:]))) == asdict(cfg)

@@ -137,3 +137,13 @@ def test_a_step_too_small_for_its_range_is_refused_not_a_decimal_error(tmp_path)
     path = space_file(tmp_path, LR + float_param("1e-30", high="1e30"))
     with pytest.raises(spaces.SpaceError, match="step 1e-30 is too small for the range"):
         spaces.load(path)
+
+
+def test_label_smoothing_and_warm_up_can_be_searched_within_0_1(tmp_path):
+    ok = ('[params.label_smoothing]\ntype = "float"\nlow = 0.0\nhigh = 0.2\n'
+          '[params.warmup]\ntype = "categorical"\nchoices = [0.0, 0.05]\n')
+    space = spaces.load(space_file(tmp_path, LR + ok))
+    assert {p.field for p in space.params} == {"lr", "label_smoothing", "warmup"}
+    bad = '[params.label_smoothing]\ntype = "float"\nlow = 0.0\nhigh = 1.5\n'
+    with pytest.raises(spaces.SpaceError, match=r"label_smoothing must be a number in \[0, 1\)"):
+        spaces.load(space_file(tmp_path, LR + bad))

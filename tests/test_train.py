@@ -35,7 +35,7 @@ def test_total_loss_is_the_example_weighted_mean_of_the_batch_losses(small_split
 
     def recording(logits, target, **kw):
         loss = cross_entropy(logits, target, **kw)
-        if not kw:  # the training step's mean; evaluation asks for reduction="sum"
+        if "reduction" not in kw:  # the training step's mean; evaluation asks for a sum
             batches.append((loss.item(), len(target)))
         return loss
 
@@ -56,7 +56,7 @@ def test_an_epoch_cut_short_counts_by_its_examples(small_splits, monkeypatch):
 
     def blowing_up(logits, target, **kw):
         loss = cross_entropy(logits, target, **kw)
-        if not kw:
+        if "reduction" not in kw:  # a training step
             steps.append(1)
             if len(steps) == 14:  # epoch 2, step 2 of 12: a loss over DIVERGED_LOSS, same grads
                 return loss + 2 * T.DIVERGED_LOSS
@@ -392,3 +392,43 @@ def test_bad_config_is_refused(bad, match):
 def test_json_has_no_nan():
     r = T.RunResult(cfg(), total_loss=float("nan"))
     assert r.to_json()["total_loss"] is None
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "one-cycle"])
+def test_the_decaying_schedules_spend_the_lr_by_the_runs_last_step(schedule):
+    total = 200
+    f = [T.lr_factor(schedule, t, total, 0) for t in range(total + 1)]
+    assert f[-1] == pytest.approx(0.0, abs=1e-12) and max(f) == pytest.approx(1.0, abs=0.02)
+    if schedule == "one-cycle":  # up over the first 30%, then down
+        peak = f.index(max(f))
+        assert f[0] == 0.0 and abs(peak - T.ONE_CYCLE_RISE * total) <= 1
+        assert all(a <= b for a, b in zip(f[:peak], f[1:peak + 1]))
+    else:
+        assert f[0] == 1.0 and all(a >= b for a, b in zip(f, f[1:]))
+    assert T.lr_factor("constant", 150, total, 0) == 1.0
+
+
+def test_warm_up_rises_linearly_to_the_schedule():
+    assert [T.lr_factor("constant", t, 100, 4) for t in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
+    assert T.lr_factor("linear", 1, 100, 4) == pytest.approx(0.5 * 0.99)
+
+
+def test_a_linear_schedule_with_warm_up_and_label_smoothing_trains(small_splits):
+    base = T.train(cfg(epochs=2), small_splits, CPU)
+    run = T.train(cfg(epochs=2, schedule="linear", warmup=0.1, label_smoothing=0.1),
+                  small_splits, CPU)
+    assert run.status == "completed" and len(run.epochs) == 2
+    # Smoothed targets: the training loss cannot fall to what plain cross-entropy reaches.
+    assert run.epochs[-1].train_loss != base.epochs[-1].train_loss
+    learner = T.Learner(cfg(epochs=1, schedule="linear"), CPU, "float32", 10)
+    for _ in range(10):
+        learner.sched.step()
+    assert learner.opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("field, value", [("warmup", 1.0), ("warmup", -0.1),
+                                          ("label_smoothing", 1.0),
+                                          ("label_smoothing", float("nan"))])
+def test_warm_up_and_label_smoothing_outside_0_1_are_refused(field, value):
+    with pytest.raises(UsageError, match=f"{field.replace('_', ' ')} must be in \\[0, 1\\)"):
+        T.check_config(cfg(**{field: value}))

@@ -37,7 +37,13 @@ def build_parser(prog: str = "hpsearch train") -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive(float, "--lr"), help="learning rate (> 0)")
     p.add_argument("--momentum", type=float, help=f"for {', '.join(MOMENTUM_DEFAULTS)} only")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", choices=SCHEDULES, default="constant")
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="learning rate over the run: constant (the lab's), cosine, linear or "
+                        "one-cycle (each of the last three ends at zero)")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="SHARE",
+                   help="share of the run's steps over which lr first rises from 0 (default 0)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                   help="label smoothing of the training loss, in [0, 1) (default 0)")
     p.add_argument("--epochs", type=positive(int, "--epochs", 10_000))
     p.add_argument("--batch-size", type=positive(int, "--batch-size", 60_000))
     workers = common.whole("--workers", note=" (0: batches from the device, no DataLoader)")
@@ -68,7 +74,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     chosen = {k: v if v is not None else base[k] for k, v in given.items()}
     return TrainConfig(
         model=args.model, momentum=args.momentum, weight_decay=args.weight_decay,
-        schedule=args.schedule, resize=args.resize, seed=args.seed, workers=args.workers,
+        schedule=args.schedule, warmup=args.warmup, label_smoothing=args.label_smoothing,
+        resize=args.resize, seed=args.seed, workers=args.workers,
         precision=args.precision, **chosen)
 
 

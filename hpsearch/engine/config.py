@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from hpsearch.errors import UsageError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "cosine")
+# Learning-rate schedules over a run's steps (engine/train.lr_factor): constant; cosine, linear
+# (to zero at the run's last step) and one-cycle (up over the first 30%, then down to zero).
+SCHEDULES = ("constant", "cosine", "linear", "one-cycle")
 # Arithmetic of convolutions and matmuls. "auto" resolves per device (engine/device.py):
 # bfloat16 where the hardware multiplies it natively, float16 with loss scaling on CUDA GPUs
 # that only have float16 tensor cores, float32 elsewhere.
@@ -38,6 +40,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     schedule: str = "constant"
+    warmup: float = 0.0  # share of the run's steps over which lr rises linearly from 0 first
+    label_smoothing: float = 0.0  # of the training loss's targets (0: plain cross-entropy)
     resize: int | None = None  # input side in pixels; None: the network's default
     seed: int = 0
     workers: int = 0  # > 0: feed batches through a DataLoader with this many worker processes
@@ -67,6 +71,10 @@ def train_command(cfg: TrainConfig, train_subset: int | None = None,
         args += ["--weight-decay", repr(cfg.weight_decay)]
     if cfg.schedule != defaults.schedule:
         args += ["--schedule", cfg.schedule]
+    if cfg.warmup:
+        args += ["--warmup", repr(cfg.warmup)]
+    if cfg.label_smoothing:
+        args += ["--label-smoothing", repr(cfg.label_smoothing)]
     if cfg.resize is not None:
         args += ["--resize", str(cfg.resize)]
     if cfg.workers:

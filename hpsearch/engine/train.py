@@ -57,6 +57,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         if cfg.optimizer == "nesterov" and cfg.momentum == 0:
             raise UsageError("optimizer 'nesterov' needs momentum in (0, 1), got 0; "
                              "for no momentum at all use optimizer 'sgd'")
+    for name in ("warmup", "label_smoothing"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise UsageError(f"{name.replace('_', ' ')} must be in [0, 1), got {value}")
     if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
         raise UsageError(f"weight decay must be a finite number >= 0, got {cfg.weight_decay}")
     for name in ("epochs", "batch_size"):
@@ -246,6 +250,26 @@ def run_epochs(cfg: TrainConfig, splits: data.Splits, device: torch.device, prec
             return
 
 
+ONE_CYCLE_RISE = 0.3  # share of a one-cycle run spent rising to the full lr
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
+    """The share of the configured lr at STEP (0-based) of TOTAL steps: SCHEDULE's, times a
+    linear rise from 0 over the first WARMUP steps. Cosine, linear and one-cycle reach zero
+    at the run's last step, as budgeted training wants (a run's lr spent by its end)."""
+    t = min(step / max(total, 1), 1.0)
+    if schedule == "cosine":
+        f = 0.5 * (1.0 + math.cos(math.pi * t))
+    elif schedule == "linear":
+        f = 1.0 - t
+    elif schedule == "one-cycle":
+        f = (t / ONE_CYCLE_RISE if t < ONE_CYCLE_RISE
+             else 0.5 * (1.0 + math.cos(math.pi * (t - ONE_CYCLE_RISE) / (1 - ONE_CYCLE_RISE))))
+    else:
+        f = 1.0
+    return f * min(1.0, (step + 1) / warmup) if warmup else f
+
+
 class Learner:
     """The network, its optimizer, loss scaler and schedule, and one epoch of steps. Metrics
     stay on the device in the hot loop; the host reads them only at progress points."""
@@ -258,9 +282,10 @@ class Learner:
         # float16 needs its loss scaled so that small gradients do not flush to zero;
         # disabled, the scaler passes the loss and the step straight through.
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
-        self.sched = (torch.optim.lr_scheduler.CosineAnnealingLR(self.opt,
-                                                                 T_max=cfg.epochs * n_steps)
-                      if cfg.schedule == "cosine" else None)
+        total, warm = cfg.epochs * n_steps, round(cfg.warmup * cfg.epochs * n_steps)
+        self.sched = (None if cfg.schedule == "constant" and not warm else
+                      torch.optim.lr_scheduler.LambdaLR(
+                          self.opt, lambda t: lr_factor(cfg.schedule, t, total, warm)))
         self.step_t = torch.zeros((), dtype=torch.long, device=device)  # steps, on the device
         # The first step whose loss was non-finite or above DIVERGED_LOSS (-1: none yet).
         self.bad_step = torch.full((), -1, dtype=torch.long, device=device)
@@ -270,7 +295,8 @@ class Learner:
         """One optimizer step on batch X [B, 1, S, S], Y [B]: (loss, logits), on the device."""
         with autocast(self.device, self.precision):
             logits = self.net(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y,
+                                   label_smoothing=self.cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)

@@ -55,7 +55,7 @@ from hpsearch.study import defaults
 from hpsearch.errors import UsageError
 
 TUNABLE = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "schedule",
-           "workers")
+           "workers", "warmup", "label_smoothing")
 FIXABLE = TUNABLE + ("resize", "precision")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "optimizers", "field")
 TYPES = ("float", "int", "categorical")
@@ -197,6 +197,10 @@ def _check_value(fld: str, value, where: str) -> None:
                               or (fld != "workers" and value < 1)):
         raise SpaceError(f"{where}: {fld} must be a whole number >= {0 if fld == 'workers' else 1}, "
                          f"got {value!r}")
+    if fld in ("warmup", "label_smoothing"):
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not (math.isfinite(value) and 0 <= value < 1)):
+            raise SpaceError(f"{where}: {fld} must be a number in [0, 1), got {value!r}")
     if fld in ("lr", "momentum", "weight_decay"):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise SpaceError(f"{where}: {fld} must be a number, got {value!r}")
