@@ -56,8 +56,9 @@ from benchmarks import ray_check as bench_ray
 from benchmarks import search as bench_search
 from hpsearch.engine import data
 from benchmarks.options import parse_args
-from hpsearch.cli.common import check_writable, run_main, write_atomic
+from hpsearch.cli.common import check_writable, run_main
 from hpsearch.errors import UsageError
+from hpsearch.files import write_atomic
 from hpsearch.engine.config import TrainConfig
 from hpsearch.engine.device import pick_device, resolve_precision
 from hpsearch.engine.train import train

@@ -11,13 +11,13 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from hpsearch.study import defaults
 from hpsearch.engine.config import DEFAULT_VAL_SIZE, MIN_SPLIT, PRECISIONS, SEED_LIMIT, TRAIN_IMAGES
 from hpsearch.errors import UsageError
+from hpsearch.files import try_write
 from hpsearch.signals import ignore_signals, interrupt_on_signals, received
 from hpsearch.units import parse_duration
 
@@ -204,23 +204,9 @@ def _check_folder_writable(folder: Path, flag: str) -> None:
 
 def _try_write(folder: Path, flag: str, path: Path) -> None:
     try:
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
+        try_write(folder)
     except OSError as err:
         raise UsageError(f"{flag} {path}: cannot write in {folder} ({err.strerror})") from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """TEXT into PATH through a temporary file beside it, renamed over it: a kill during the
-    write leaves the old file or none, never half of the new one."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent or Path("."), prefix=f".{path.name}.",
-                                     delete=False) as f:
-        try:
-            f.write(text)
-        except BaseException:  # Ctrl-C included: no temporary file is left behind
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
 
 
 def check_writable(path: Path, flag: str) -> None:

@@ -10,6 +10,7 @@ from hpsearch.cli import common
 from hpsearch.cli.common import positive
 from hpsearch.engine.config import check_split
 from hpsearch.errors import UsageError
+from hpsearch.files import write_atomic
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch export") -> int:
         test = export.retrain_and_test(top, setup, args.device, args.data_dir,
                                        args.train_subset, log)
     doc = export.build_export(study, test, top)
-    common.write_atomic(out, json.dumps(doc, indent=2, default=str))
+    write_atomic(out, json.dumps(doc, indent=2, default=str))
     value = doc.get("best_value")
     print(f"wrote {out}: study {args.study!r}"
           + (f", best val acc {value:.4f}" if value is not None else

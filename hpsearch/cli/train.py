@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hpsearch.cli import common
 from hpsearch.cli.common import positive
+from hpsearch.files import write_atomic
 from hpsearch.engine.config import (MOMENTUM_DEFAULTS, OPTIMIZERS, SCHEDULES, TrainConfig,
                                     check_split)
 
@@ -102,6 +103,6 @@ def main(argv: list[str] | None = None, prog: str = "hpsearch train") -> int:
     result = train(cfg, splits, device, log=lambda line: print(line, flush=True))
     print(summary_line(result))
     if args.json:
-        common.write_atomic(args.json, json.dumps(result.to_json(), indent=2))
+        write_atomic(args.json, json.dumps(result.to_json(), indent=2))
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from hpsearch.engine import data
+from hpsearch.files import write_atomic
 from hpsearch.engine.config import TrainConfig
 from hpsearch.engine.batches import eval_batch_size
 from hpsearch.engine.train import train
@@ -189,9 +190,7 @@ def remember(file: Path, key: str, cost: StepCost) -> StepCost:
     held[key] = cost.to_json()
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(held, indent=1))
-        os.replace(tmp, file)  # atomic: two processes writing at once lose an entry, no more
+        write_atomic(file, json.dumps(held, indent=1))  # two writers lose an entry, no more
     except OSError:
         pass  # a cache that cannot be written is a cache missed, not an error
     return cost

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from hpsearch.errors import UsageError
+from hpsearch.files import write_atomic
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SIZE = 28  # pixels per side of a stored image
@@ -137,9 +138,7 @@ def prepare(source: Path, root: Path, checksums: dict[str, str | None]) -> None:
         counts[name] = check_idx(path, name, data, md5)
         dest = target / name
         if Path(path).resolve() != dest.resolve():
-            tmp = dest.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
-            tmp.replace(dest)  # atomic: a crash never leaves a half-written prepared file
+            write_atomic(dest, data)  # a crash never leaves a half-written prepared file
     _check_counts(counts, Path(source))
 
 

@@ -14,6 +14,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpsearch.errors import UsageError
+from hpsearch.files import try_write
 from hpsearch.study.defaults import (DEFAULT_URL, ENV, HEARTBEAT_SECONDS,  # noqa: F401 (re-exported)
                                      grace_for)
 
@@ -115,8 +116,7 @@ def _check_folder(folder: Path, named: str) -> None:
     if not folder.is_dir():
         raise UsageError(f"{named}: no such folder {folder}; create it first")
     try:
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
+        try_write(folder)
     except OSError as err:
         raise UsageError(f"{named}: cannot write in {folder} ({err.strerror}); SQLite needs "
                          f"to write its journal there") from None
