@@ -1,6 +1,7 @@
-"""Studies on Ray (--ray): the placement rule on faked clusters, the refusals, and a real
-single-node Ray on 127.0.0.1 with the real PostgreSQL: exact totals, a worker killed mid-trial,
-workers with no dataset of their own, every socket on loopback.
+"""Studies on Ray (--ray): the placement rule and the cluster's share on faked clusters, the
+refusals, and a real single-node Ray on 127.0.0.1 with the real PostgreSQL: Ctrl-C, workers
+with no dataset of their own, every socket on loopback. Exact totals over several hosts, a
+host lost, a host joining and Ray jobs are in test_ray_cluster.py.
 
 The Ray head is started with an empty HPSEARCH_DATA and HPSEARCH_CACHE, which its tasks
 inherit: a task that read the dataset from disk would fail, so every study that finishes here
@@ -94,6 +95,65 @@ def test_trials_become_a_group_total_so_a_retried_task_does_not_run_its_share_ag
     assert cluster.group_total(5, None, None) is None
 
 
+# --- sharing a cluster between studies, and what a lost node is told as --------------------
+
+def test_fair_shares_split_evenly_and_pass_on_what_a_study_does_not_want():
+    assert cluster.fair_shares(4, {"a": 10, "b": 10}) == {"a": 2, "b": 2}
+    assert cluster.fair_shares(5, {"a": 10, "b": 10}) == {"a": 2, "b": 3}
+    assert cluster.fair_shares(6, {"a": 1, "b": 10, "c": 10}) == {"a": 1, "b": 2, "c": 3}
+    assert cluster.fair_shares(2, {"a": 5, "b": 5, "c": 5}) == {"a": 1, "b": 1, "c": 1}
+    assert cluster.fair_shares(8, {"a": 8}) == {"a": 8}
+
+
+def test_a_study_beyond_its_share_hands_back_its_highest_tasks_and_a_silent_one_drops_out(
+        monkeypatch):
+    share, clock = cluster.Share(), [100.0]
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
+    assert share.beat("a", 4, 4, [0, 1, 2, 3]) == 4  # alone: the whole cluster
+    assert share.beat("b", 4, 4, []) == 2
+    assert [share.hand_back("a", i) for i in range(4)] == [False, False, True, True]
+    clock[0] += cluster.SHARE_EXPIRY_S + 1  # a's driver was killed: it stops beating
+    assert share.beat("b", 4, 4, [0, 1]) == 4 and share.count() == 1
+    assert not share.hand_back("a", 3)  # a study the share no longer knows keeps its slot
+    share.leave("b")
+    assert share.count() == 0
+
+
+def test_a_lost_node_is_told_with_its_trials_and_their_re_runs():
+    from optuna.trial import create_trial
+
+    def trial(number, state, node, reason=None, failed=None):
+        t = create_trial(state=state, user_attrs={"node": node, "reason": reason},
+                         system_attrs={} if failed is None else {"failed_trial": failed},
+                         **({"value": 0.5} if state == TrialState.COMPLETE else {}))
+        t.number = number
+        return t
+
+    node = Node("10.0.0.2", 1, 0, "n2")
+    trials = [trial(0, TrialState.COMPLETE, "10.0.0.2"), trial(1, TrialState.FAIL, "10.0.0.2"),
+              trial(2, TrialState.FAIL, "10.0.0.2", reason="interrupted"),
+              trial(3, TrialState.RUNNING, "10.0.0.1"), trial(4, TrialState.WAITING, None, failed=1)]
+    lost = cluster.lost_trials(node, trials)
+    assert [t.number for t in lost] == [1]
+    assert cluster.lost_line(node, lost, trials) == (
+        "ray: node 10.0.0.2 was lost; trial 1 re-run as trial 4; its work goes to the other nodes")
+    assert "no trial was on it" in cluster.lost_line(node, [], trials)
+
+
+def test_ray_s_raw_cluster_errors_go_to_a_sink_and_other_output_still_shows():
+    class Worker:
+        def __init__(self):
+            self.shown = []
+            self.print_to_stdstream = lambda data, ignore_prefix: self.shown.append(data)
+
+    worker, sink = Worker(), []
+    cluster.quiet_ray_errors(worker, sink.append)
+    worker.print_to_stdstream({"pid": "raylet", "lines": ["\x1b[33mnode dead\x1b[0m"]}, False)
+    worker.print_to_stdstream({"pid": 42, "lines": ["a task's print"]}, False)
+    assert sink == ["\x1b[33mnode dead\x1b[0m"]
+    assert worker.shown == [{"pid": 42, "lines": ["a task's print"]}]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["lenet", "--ray", "auto", "--devices", "cpu,cpu"], "give --ray or --devices, not both"),
     (["lenet", "--max-concurrent", "2"], "--max-concurrent caps Ray workers; give it with --ray"),
@@ -174,68 +234,6 @@ def ray_head(tmp_path_factory):
 def ray_study(address: str, name: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "hpsearch.study", "lenet", "--ray", address, "--storage",
             PG_URL, "--study-name", name, *TINY, *extra]
-
-
-def overlapping(trials) -> bool:
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
-    return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
-
-
-@pytest.mark.slow
-def test_a_study_on_ray_lands_on_its_total_with_two_workers(ray_head, pg_study):
-    p = subprocess.run(ray_study(ray_head, pg_study, "--total-trials", "6", "--quiet"), cwd=ROOT,
-                       capture_output=True, text=True, timeout=300,
-                       env={**os.environ, **LOOPBACK_ENV})
-    assert p.returncode == 0, p.stdout + p.stderr
-    trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
-    assert overlapping(finished)  # two workers ran side by side
-    assert all(t.user_attrs["node"] == "127.0.0.1" for t in finished)
-    assert "starting 2 Ray workers (1 CPU each) until 6 trials are finished" in p.stdout
-    assert p.stdout.count(" on 127.0.0.1\n") == 6
-    assert "trials by node: 127.0.0.1 6" in p.stdout
-    # The same command again: the total is there, nothing runs.
-    again = subprocess.run(ray_study(ray_head, pg_study, "--total-trials", "6", "--quiet"),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, **LOOPBACK_ENV})
-    assert again.returncode == 0 and "nothing left to run" in again.stdout
-
-
-def task_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::run_task"], capture_output=True, text=True)
-    return [int(pid) for pid in out.stdout.split()]
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_trial_is_retried_and_the_total_still_lands(ray_head, pg_study):
-    proc = subprocess.Popen(ray_study(ray_head, pg_study, "--total-trials", "6", "--quiet",
-                                      "--train-subset", "3000", "--max-epochs", "3"),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **LOOPBACK_ENV})
-    deadline = time.monotonic() + 180
-    killed = None
-    while killed is None and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            study = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL))
-            running = study.get_trials(states=(TrialState.RUNNING,))
-        except KeyError:  # not created yet
-            running = []
-        mid = [t for t in running if t.intermediate_values]  # an epoch done, more to come
-        pids = task_pids()
-        if mid and pids:
-            # Every task: the one running that trial among them (which is which is not known).
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
-            killed = mid[0].number
-        time.sleep(0.5)
-    out, err = proc.communicate(timeout=300)
-    assert killed is not None, out + err
-    assert proc.returncode == 0, out + err
-    trials = optuna.load_study(study_name=pg_study, storage=storage_at(PG_URL)).get_trials()
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
-    assert trials[killed].state == TrialState.FAIL  # the killed worker's trial
 
 
 def listening_ports_of(pids: set[int]) -> list[str]:

@@ -118,6 +118,17 @@ def test_a_stop_request_ends_the_loop_between_trials(tmp_path):
     assert objective.calls == 2 and counts(study) == ["COMPLETE"] * 2
 
 
+def test_a_hand_back_ends_the_loop_between_trials_without_waiting_for_others(tmp_path):
+    study, url = new_study(tmp_path)
+    add(study, TrialState.RUNNING)  # another worker's trial: the loop must not wait for it
+    objective, asked = StubObjective(), []
+    ended = run_trials(study, objective, Limits(10, None, None), grace=30,
+                       claim=stores.TrialClaim(url, "s"), report=lambda s, t: None,
+                       stop=lambda: False, hand_back=lambda: asked.append(1) or len(asked) > 2)
+    assert ended is False and objective.calls == 2 and len(asked) == 3
+    assert counts(study) == ["RUNNING", "COMPLETE", "COMPLETE"]
+
+
 def test_stop_flag_first_signal_asks_second_stops_at_once():
     flag = StopFlag()
     assert not flag()

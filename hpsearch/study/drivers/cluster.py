@@ -11,6 +11,7 @@ again, so `--trials N` becomes "until the study holds N more finished trials tha
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import socket
@@ -31,6 +32,9 @@ from hpsearch.study.options import StudyOptions
 RAY_UNIT = 10_000
 TASK_RETRIES = 3  # times Ray re-runs a task whose worker process or node died
 LOOPBACK = ("127.0.0.1", "localhost")
+SHARE_NAME, SHARE_NAMESPACE = "hpsearch-share", "hpsearch"
+SHARE_EXPIRY_S = 30.0
+HANDED_BACK = -1  # what a task returns when it ended to give its slot to another study
 # Read by Ray when it is imported: 0 keeps a Ray instance and its driver on 127.0.0.1 instead
 # of this machine's interface address (the name is Ray's; it is not about Windows here).
 RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -41,6 +45,7 @@ class Node:
     ip: str
     cpus: float
     gpus: float
+    id: str = ""  # Ray's node id: a node that left and came back is a new one
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,9 @@ def connect(ray, address: str) -> None:
         kwargs |= dict(include_dashboard=False)
     if os.environ.get(RAY_LOOPBACK_ENV) == "0" and not address.startswith("ray://"):
         kwargs |= dict(_node_ip_address="127.0.0.1")
+    import ray._private.worker as ray_worker
+
+    quiet_ray_errors(ray_worker, logging.getLogger("ray").info)
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as err:
@@ -170,18 +178,116 @@ def connect(ray, address: str) -> None:
 
 def alive_nodes(ray) -> list[Node]:
     return [Node(n["NodeManagerAddress"], n["Resources"].get("CPU", 0.0),
-                 n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
+                 n["Resources"].get("GPU", 0.0), n["NodeID"])
+            for n in ray.nodes() if n["Alive"]]
+
+
+def quiet_ray_errors(worker_module, sink) -> None:
+    """Ray's driver prints the cluster's error messages (a task to be retried, a node marked
+    dead) raw on the terminal, colour codes included, from a thread of its own
+    (ray._private.worker.listen_error_messages, whatever log_to_driver says). They go to SINK
+    instead (Ray's logger, at a level the user does not see); hpsearch says one line of its
+    own for what matters (a node lost, its trial re-run), and Ray keeps them in its logs."""
+    shown = worker_module.print_to_stdstream
+
+    def routed(data, ignore_prefix):
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", ()):
+                sink(line)
+        else:
+            shown(data, ignore_prefix)
+
+    worker_module.print_to_stdstream = routed
+
+
+def lost_trials(node: Node, trials) -> list:
+    """The trials that were running on NODE when it was lost: still RUNNING, or failed by
+    their heartbeat (a FAIL with no reason of hpsearch's)."""
+    return [t for t in trials if t.user_attrs.get("node") == node.ip
+            and (t.state.name == "RUNNING"
+                 or (t.state.name == "FAIL" and not t.user_attrs.get("reason")))]
+
+
+def lost_line(node: Node, lost, trials) -> str:
+    """One line for a node Ray marked dead: its trials LOST and the trials that re-run them
+    (the heartbeat fails a lost trial and Optuna queues it again, see storage.open_storage)."""
+    again = {t.system_attrs.get("failed_trial"): t.number for t in trials
+             if t.system_attrs.get("failed_trial") is not None}
+    said = [f"trial {t.number} " + (f"re-run as trial {again[t.number]}" if t.number in again
+                                    else "not re-run (its retries are spent)")
+            for t in lost]
+    return (f"ray: node {node.ip} was lost; " + ("; ".join(said) if said else "no trial was on it")
+            + "; its work goes to the other nodes")
+
+
+def fair_shares(slots: int, wants: dict[str, int]) -> dict[str, int]:
+    """Worker slots for each study sharing a cluster of SLOTS: an even split, where a study
+    that wants fewer than its even part leaves the rest to the others (water-filling);
+    every study gets at least one, so none waits for another to end."""
+    shares, left = {}, slots
+    waiting = sorted(wants, key=lambda k: (wants[k], k))
+    while waiting:
+        key = waiting.pop(0)
+        shares[key] = max(1, min(wants[key], left // (len(waiting) + 1)))
+        left = max(0, left - shares[key])
+    return shares
+
+
+class Share:
+    """The hpsearch studies on one Ray cluster and their worker slots: one detached actor per
+    cluster (SHARE_NAME). Ray alone does not share a cluster between two drivers: a slot freed
+    by one study's task went to the other driver's queued task every time (measured here), so
+    a study started second would wait for the first to end. Each driver beats every few
+    seconds with the slots it sees, the workers it wants and the tasks it has, and is told its
+    share; a task asks between trials whether it is beyond its study's share, and if so ends
+    there, handing its slot back (no trial is cut short). A driver silent for SHARE_EXPIRY_S
+    (killed) drops out."""
+
+    def __init__(self):
+        self.studies: dict[str, tuple[float, int, int, list[int]]] = {}
+
+    def beat(self, key: str, slots: int, wants: int, tasks: list[int]) -> int:
+        now = time.monotonic()
+        self.studies[key] = (now, slots, wants, sorted(tasks))
+        self.studies = {k: v for k, v in self.studies.items() if now - v[0] <= SHARE_EXPIRY_S}
+        return self.share(key)
+
+    def share(self, key: str) -> int:
+        slots = max(v[1] for v in self.studies.values())
+        return fair_shares(slots, {k: v[2] for k, v in self.studies.items()})[key]
+
+    def hand_back(self, key: str, task: int) -> bool:
+        if key not in self.studies:
+            return False
+        return task not in self.studies[key][3][:self.share(key)]
+
+    def leave(self, key: str) -> None:
+        self.studies.pop(key, None)
+
+    def count(self) -> int:
+        return len(self.studies)
+
+
+def open_share(ray):
+    """The cluster's Share actor, made by the first driver that asks, on the head node (a
+    worker node may go; the head is the cluster). Ray restarts it if it dies anyway; its
+    state is rebuilt by the drivers' next beats."""
+    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Share)
+    return actor.options(name=SHARE_NAME, namespace=SHARE_NAMESPACE, lifetime="detached",
+                         get_if_exists=True,
+                         resources={"node:__internal_head__": 0.001}).remote()
 
 
 def worker_options(opts: StudyOptions, i: int, place: Placement, total: int | None,
-                   url: str) -> StudyOptions:
+                   url: str, timeout: float | None = None) -> StudyOptions:
     """Task I's options: one device, no workers of its own, the group's total (never a count
-    of its own), a sampler seed of its own."""
+    of its own), a sampler seed of its own, and TIMEOUT: what is left of the study's when the
+    task starts (a task started late must not get the whole of it)."""
     seed = int(np.random.SeedSequence([opts.search.sampler_seed_or_seed(), i]).generate_state(1)[0])
     return options.replace(
         opts, url=url, ray=None, max_concurrent=None, devices=(), jobs=1,
         device=place.device, threads=math.ceil(place.num_cpus), trials=None, total_trials=total,
-        sampler_seed=seed, tag=f"ray{i}", quiet=True)
+        sampler_seed=seed, tag=f"ray{i}", quiet=True, timeout=timeout)
 
 
 def node_counts(trials) -> Counter:
@@ -195,16 +301,30 @@ def group_total(finished: int, trials: int | None, total: int | None) -> int | N
     return min(counts) if counts else None
 
 
-def run_task(opts: StudyOptions, raw, arrays, console) -> int:
-    """One Ray task: the local worker loop, in this process, on the driver's arrays. Ray's
-    cancel arrives as SIGINT: in the trial loop, the stop flag turns it into the end of the
-    running trial at its next step, as Ctrl-C does for a local study; before it, Ray's own
-    handler cancels the task. The loop gives Ray its handlers back when it ends."""
+def run_task(opts: StudyOptions, raw, arrays, console, share=None, key: str = "",
+             index: int = 0) -> int:
+    """One Ray task: the local worker loop, in this process, on the driver's arrays. Between
+    trials it asks the cluster's SHARE whether task INDEX of study KEY is beyond its study's
+    share, and ends there if so. Ray's cancel arrives as SIGINT: in the trial
+    loop, the stop flag turns it into the end of the running trial at its next step, as
+    Ctrl-C does for a local study; before it, Ray's own handler cancels the task. The loop
+    gives Ray its handlers back when it ends."""
     import ray
 
     from hpsearch.study.loop import StopFlag
     from hpsearch.study.drivers.local import run_worker
 
     storage = stores.open_storage(opts.store.url, heartbeat=opts.store.heartbeat)
-    return run_worker(opts, raw, storage, StopFlag(), time.monotonic(), console,
-                      arrays=arrays, node=ray.util.get_node_ip_address())
+    handed = []
+
+    def hand_back() -> bool:
+        try:
+            if share is not None and ray.get(share.hand_back.remote(key, index), timeout=30):
+                handed.append(True)
+        except ray.exceptions.RayError:  # no share to ask: keep the slot
+            pass
+        return bool(handed)
+
+    code = run_worker(opts, raw, storage, StopFlag(), time.monotonic(), console, arrays=arrays,
+                      node=ray.util.get_node_ip_address(), hand_back=hand_back)
+    return HANDED_BACK if handed and code == 0 else code

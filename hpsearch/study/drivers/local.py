@@ -71,10 +71,12 @@ def start_line(url: str, study: optuna.Study, space: spaces.Space, limits: Limit
 
 def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                started: float, console: Console,
-               arrays: data.FashionMNISTArrays | None = None, node: str | None = None) -> int:
+               arrays: data.FashionMNISTArrays | None = None, node: str | None = None,
+               hand_back=None) -> int:
     """One worker on the space file RAW: ARRAYS, when given, instead of the dataset on this
     machine (a Ray task gets the driver's); NODE, when given, is stored on each trial (user
-    attr "node")."""
+    attr "node"); HAND_BACK, when given, is asked before each trial whether to end here
+    (loop.run_trials)."""
     if opts.placement.threads:
         torch.set_num_threads(opts.placement.threads)
     device = pick_device(opts.placement.device)
@@ -99,7 +101,8 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     gate = (None if limits.deadline is None else
             budgets.StartGate(space, predict, limits.deadline))
     return trial_loop(opts.store, study, objective, limits, claim, stop,
-                      output.Progress(tag, started, limits, prepared.plan), live, console, gate)
+                      output.Progress(tag, started, limits, prepared.plan), live, console, gate,
+                      hand_back)
 
 
 def trial_hooks(url: str, predict, deadline: float | None, live: TrialWatcher | None,
@@ -165,7 +168,7 @@ def noter(tag: str, live: TrialWatcher | None, console: Console):
 def trial_loop(where: Store, study: optuna.Study, objective: Objective, limits: Limits,
                claim: stores.TrialClaim, stop: StopFlag, progress: output.Progress,
                live: TrialWatcher | None, console: Console,
-               gate: budgets.StartGate | None = None) -> int:
+               gate: budgets.StartGate | None = None, hand_back=None) -> int:
     # Optuna collects garbage after each trial (a pruned trial's traceback keeps its network
     # alive); freezing what lives for the whole run (modules, data, storage) takes it out of
     # those collections: 0.16 s a trial down to nothing.
@@ -174,7 +177,8 @@ def trial_loop(where: Store, study: optuna.Study, objective: Objective, limits: 
         with stop.installed():
             interrupted = run_trials(study, objective, limits, stores.grace_for(where.heartbeat),
                                      claim, report=reporter(progress, live, console), stop=stop,
-                                     gate=gate, note=noter(progress.tag, live, console))
+                                     gate=gate, note=noter(progress.tag, live, console),
+                                     hand_back=hand_back)
     finally:
         if live is not None:  # gone before anything else is printed
             live.close()

@@ -4,7 +4,9 @@ print a line per finished trial with the node that ran it, pass Ctrl-C on as a c
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 
 import optuna
 import torch
@@ -17,7 +19,7 @@ from hpsearch.study.drivers import cluster
 from hpsearch.study.drivers import workers
 from hpsearch.study.console import Console
 from hpsearch.signals import interrupt_on_signals
-from hpsearch.study.loop import Limits, StopFlag
+from hpsearch.study.loop import Limits, StopFlag, budget_spent
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.output import FINISHED
 from hpsearch.study.resume import trials_for_run, wanted_precision
@@ -54,7 +56,7 @@ def drive(ray, opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     torch.set_num_threads(max(1, int(place.num_cpus)))
     opts, study, prepared = workers.plan_and_create(opts, raw, storage, device, precision,
                                                     console)
-    extent, want = opts.extent, opts.placement
+    extent = opts.extent
     trials = trials_for_run(extent, study, prepared.space,
                             stores.TrialClaim(opts.store.url, opts.store.study_name))
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -62,16 +64,152 @@ def drive(ray, opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     if total is not None and total <= finished:
         console.say(f"study {opts.store.study_name!r}: nothing left to run")
         return 0
-    place = cluster.placement(nodes, want.device, want.jobs, want.threads,
-                              want.max_concurrent, None if total is None else total - finished)
-    refs = start_tasks(ray, opts, raw, place, total, nodes, console)
     limits = Limits(None, total, extent.timeout,
                     budgets.deadline(extent.budget, study, started,
-                                     plans.confirm_seconds(extent.confirm, prepared.plan)))
-    progress = output.Progress("", started, limits, prepared.plan, place.workers)
+                                     plans.confirm_seconds(extent.confirm, prepared.plan)),
+                    prepared.plan.per_trial[0])
+    fleet = Fleet(ray, opts, raw, study, limits, started, console)
+    fleet.begin(nodes)
+    progress = output.Progress("", started, limits, prepared.plan, fleet.target(nodes))
     with stop.installed():
-        codes = watch(ray, refs, study, stop, progress, console)
+        codes = watch(fleet, study, stop, progress, console)
     return sum_up(opts.store.url, study, codes, stop, progress, console)
+
+
+class Fleet:
+    """The study's Ray tasks. It keeps as many in flight as the cluster's live nodes hold
+    (cluster.placement), bounded by the trials left and the study's share of a cluster that
+    other studies use too (cluster.Share), and tells the user when a node is lost or joins."""
+
+    def __init__(self, ray, opts: StudyOptions, raw: spaces.Space, study: optuna.Study,
+                 limits: Limits, started: float, console: Console):
+        self.ray, self.opts, self.raw, self.study = ray, opts, raw, study
+        self.limits, self.started, self.console = limits, started, console
+        self.url = cluster.absolute_sqlite(opts.store.url)
+        self.key = f"{opts.store.study_name}/{uuid.uuid4().hex[:8]}"
+        self.tasks: dict = {}  # ObjectRef -> task index
+        self.codes: list[int] = []
+        self.nodes: dict[str, cluster.Node] = {}
+        self.told: set[int] = set()  # trials a lost-node line has named
+        self.lost: dict = {}  # node id -> (Node, when it was found gone), not yet told
+        self.grace = stores.grace_for(opts.store.heartbeat)
+        self.next_index, self.checked, self.handed = 0, 0.0, False
+
+    def begin(self, nodes: list[cluster.Node]) -> None:
+        env = cluster.artifact_env(self.url, nodes, self.console.warn)
+        # Put once: every task on every node reads the same verified arrays from the object
+        # store, so only this machine needs Fashion-MNIST.
+        self.arrays = self.ray.put(data.load(self.opts.placement.data_dir
+                                             or data.env_data_dir()))
+        self.share = cluster.open_share(self.ray)
+        self.env = {"env_vars": env} if env else None
+        self.nodes = {n.id: n for n in nodes}
+        want = self.target(nodes)
+        until = (f"until {self.limits.total} trials are finished" if self.limits.total is not None
+                 else "until the budget ends" if self.limits.deadline is not None
+                 else "until the timeout")
+        self.console.say(f"starting {dataclasses.replace(self.placement(nodes), workers=want).phrase()}"
+                         f" {until}, on {stores.redact(self.opts.store.url)}")
+        self.top_up(nodes, want)
+
+    def placement(self, nodes: list[cluster.Node], cap: int | None = None) -> cluster.Placement:
+        want = self.opts.placement
+        return cluster.placement(nodes, want.device, want.jobs, want.threads,
+                                 want.max_concurrent, cap)
+
+    def work_left(self) -> int:
+        """Trials still to start (a large number when only a budget or timeout ends it), 0
+        once the study's end is reached."""
+        limits = self.limits
+        if limits.timeout is not None and time.monotonic() - self.started >= limits.timeout:
+            return 0
+        if budget_spent(limits, 0):
+            return 0
+        if limits.total is None:
+            return cluster.RAY_UNIT
+        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        return max(0, limits.total - sum(s in FINISHED for s in states))
+
+    def target(self, nodes: list[cluster.Node]) -> int:
+        left = self.work_left()
+        return self.placement(nodes, left).workers if left else 0
+
+    def top_up(self, nodes: list[cluster.Node], want: int) -> None:
+        try:
+            share = self.ray.get(self.share.beat.remote(
+                self.key, self.placement(nodes).workers, want, list(self.tasks.values())),
+                timeout=30)
+        except self.ray.exceptions.RayError:  # no share to ask (being restarted): no cap
+            share = want
+        place = self.placement(nodes)
+        timeout = (None if self.limits.timeout is None else
+                   max(1.0, self.limits.timeout - (time.monotonic() - self.started)))
+        task = self.ray.remote(cluster.run_task).options(
+            num_cpus=place.num_cpus, num_gpus=place.num_gpus,
+            max_retries=cluster.TASK_RETRIES, runtime_env=self.env)
+        while len(self.tasks) < min(want, share):
+            i, self.next_index = self.next_index, self.next_index + 1
+            ref = task.remote(cluster.worker_options(self.opts, i, place, self.limits.total,
+                                                     self.url, timeout),
+                              self.raw, self.arrays, self.console, self.share, self.key, i)
+            self.tasks[ref] = i
+
+    def check(self, stopping: bool) -> None:
+        """Every few seconds: nodes lost and joined, said in a line each; tasks started
+        where there is room and work."""
+        if time.monotonic() - self.checked < CHECK_EVERY_S:
+            return
+        self.checked = time.monotonic()
+        nodes = cluster.alive_nodes(self.ray)
+        now = {n.id: n for n in nodes}
+        self.lost |= {i: (n, time.monotonic()) for i, n in self.nodes.items() if i not in now}
+        self.tell_lost()
+        for new in [n for i, n in now.items() if i not in self.nodes]:
+            self.console.say(f"ray: node {new.ip} joined ({new.cpus:g} CPU, {new.gpus:g} GPU)")
+        self.nodes = now
+        if not stopping:
+            self.top_up(nodes, self.target(nodes))
+
+    def tell_lost(self, final: bool = False) -> None:
+        """A line for each lost node once its trials are failed and queued again (their
+        heartbeat stops GRACE seconds after the node; this asks Optuna to look), or once
+        twice that has passed, or at the study's end (FINAL)."""
+        if not self.lost:
+            return
+        optuna.storages.fail_stale_trials(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        for i, (node, since) in list(self.lost.items()):
+            lost = [t for t in cluster.lost_trials(node, trials) if t.number not in self.told]
+            if (not final and any(t.state.name == "RUNNING" for t in lost)
+                    and time.monotonic() - since < 2 * self.grace):
+                continue
+            self.told |= {t.number for t in lost}
+            self.console.warn(cluster.lost_line(node, lost, trials))
+            del self.lost[i]
+
+    def ended(self, ready: list) -> None:
+        for ref in ready:
+            self.tasks.pop(ref)
+            code = outcome(self.ray, ref, self.console)
+            self.handed = code == cluster.HANDED_BACK
+            self.codes.append(0 if self.handed else code)
+
+    def go_on(self) -> bool:
+        """With no task left: whether to start again (the last one handed its slot back on a
+        share that has since grown, and work is left) and did."""
+        if self.handed:
+            nodes = cluster.alive_nodes(self.ray)
+            self.top_up(nodes, self.target(nodes))
+        return bool(self.tasks)
+
+    def leave(self) -> None:
+        try:
+            self.ray.get(self.share.leave.remote(self.key), timeout=10)
+        except Exception:  # the cluster is gone: its Share drops us by the expiry anyway
+            pass
+
+
+CHECK_EVERY_S = 2.0
 
 
 def worker_precision(ray, place: cluster.Placement, wanted: str) -> str:
@@ -88,44 +226,34 @@ def resolve_on_gpu(wanted: str) -> str:
     return resolve_precision(torch.device("cuda"), wanted)
 
 
-def start_tasks(ray, opts: StudyOptions, raw: spaces.Space, place: cluster.Placement,
-                total: int | None, nodes: list[cluster.Node], console: Console) -> list:
-    url = cluster.absolute_sqlite(opts.store.url)
-    env = cluster.artifact_env(url, nodes, console.warn)
-    # Put once: every task on every node reads the same verified arrays from the object
-    # store, so only this machine needs Fashion-MNIST.
-    arrays = ray.put(data.load(opts.placement.data_dir or data.env_data_dir()))
-    task = ray.remote(cluster.run_task).options(
-        num_cpus=place.num_cpus, num_gpus=place.num_gpus, max_retries=cluster.TASK_RETRIES,
-        runtime_env={"env_vars": env} if env else None)
-    refs = [task.remote(cluster.worker_options(opts, i, place, total, url), raw, arrays,
-                        console)
-            for i in range(place.workers)]
-    until = f"until {total} trials are finished" if total is not None else "until the budget ends"
-    console.say(f"starting {place.phrase()} {until}, on {stores.redact(opts.store.url)}")
-    return refs
-
-
-def watch(ray, refs: list, study: optuna.Study, stop: StopFlag, progress: output.Progress,
-          console: Console) -> list:
-    """Wait for the tasks, printing each newly finished trial. The first stop request
-    cancels them gently (each ends its running trial after its next step), a second
-    one kills them (their trials are failed by the heartbeat and retried by a later run)."""
+def watch(fleet: Fleet, study: optuna.Study, stop: StopFlag, progress: output.Progress,
+          console: Console) -> list[int]:
+    """Wait for the tasks, printing each newly finished trial and starting tasks where nodes
+    join or slots free up. The first stop request cancels them gently (each ends its running
+    trial after its next step), a second one kills them (their trials are failed by the
+    heartbeat and retried by a later run)."""
+    ray = fleet.ray
     seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
-    pending, cancelled = list(refs), False
+    cancelled = False
     try:
-        while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+        while fleet.tasks or (not cancelled and fleet.go_on()):
+            ready, _ = ray.wait(list(fleet.tasks), num_returns=len(fleet.tasks), timeout=1.0)
+            fleet.ended(ready)
             say_new(study, seen, progress, console)
             if stop() and not cancelled:
-                for ref in pending:
+                for ref in fleet.tasks:
                     ray.cancel(ref)
                 cancelled = True
+            fleet.check(stopping=cancelled)
     except KeyboardInterrupt:
-        for ref in pending:
+        for ref in fleet.tasks:
             ray.cancel(ref, force=True)
+        fleet.codes.append(130)
+    finally:
+        fleet.leave()
+    fleet.tell_lost(final=True)
     say_new(study, seen, progress, console)
-    return [outcome(ray, ref, console) for ref in refs]
+    return fleet.codes
 
 
 def say_new(study: optuna.Study, seen: set[int], progress: output.Progress,
