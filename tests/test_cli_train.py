@@ -87,6 +87,7 @@ def test_the_reproducing_command_carries_schedule_warm_up_and_label_smoothing():
     from hpsearch.engine.config import TrainConfig, train_command
 
     cfg = TrainConfig(model="lenet", optimizer="adam", lr=0.003, epochs=4, batch_size=128,
-                      schedule="one-cycle", warmup=0.05, label_smoothing=0.1, seed=7)
+                      schedule="one-cycle", warmup=0.05, label_smoothing=0.1, augment="crop-flip",
+                      seed=7)
     argv = shlex.split(train_command(cfg, 1000, 1000))
     assert asdict(train.config_from_args(train.parse_args(argv[3:]))) == asdict(cfg)

@@ -139,6 +139,15 @@ def test_a_step_too_small_for_its_range_is_refused_not_a_decimal_error(tmp_path)
         spaces.load(path)
 
 
+def test_augmentation_is_searched_by_name(tmp_path):
+    ok = '[params.augment]\ntype = "categorical"\nchoices = ["none", "crop-flip"]\n'
+    space = spaces.load(space_file(tmp_path, LR + ok))
+    assert {p.field for p in space.params} == {"lr", "augment"}
+    bad = '[params.augment]\ntype = "categorical"\nchoices = ["none", "mixup"]\n'
+    with pytest.raises(spaces.SpaceError, match="augment 'mixup' is unknown; allowed: none, flip"):
+        spaces.load(space_file(tmp_path, LR + bad))
+
+
 def test_label_smoothing_and_warm_up_can_be_searched_within_0_1(tmp_path):
     ok = ('[params.label_smoothing]\ntype = "float"\nlow = 0.0\nhigh = 0.2\n'
           '[params.warmup]\ntype = "categorical"\nchoices = [0.0, 0.05]\n')

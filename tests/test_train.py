@@ -432,3 +432,68 @@ def test_a_linear_schedule_with_warm_up_and_label_smoothing_trains(small_splits)
 def test_warm_up_and_label_smoothing_outside_0_1_are_refused(field, value):
     with pytest.raises(UsageError, match=f"{field.replace('_', ' ')} must be in \\[0, 1\\)"):
         T.check_config(cfg(**{field: value}))
+
+
+# --- augmentation, batched on the device ---------------------------------------------------
+
+def test_a_flip_mirrors_the_flagged_images_and_a_centred_crop_changes_nothing():
+    x = torch.arange(2 * 28 * 28, dtype=torch.int64).remainder(251).to(torch.uint8)
+    x = x.view(2, 1, 28, 28)
+    flipped = B.augmented(x, torch.tensor([True, False]), None)
+    assert torch.equal(flipped[0], x[0].flip(-1)) and torch.equal(flipped[1], x[1])
+    pad = B.CROP_PAD
+    same = B.augmented(x, None, torch.tensor([[pad, pad], [pad, pad]]))
+    assert same.dtype == torch.uint8 and torch.equal(same, x)
+
+
+def test_a_crop_shifts_the_image_and_fills_with_background():
+    x = torch.full((1, 1, 28, 28), 200, dtype=torch.uint8)
+    pad = B.CROP_PAD
+    moved = B.augmented(x, None, torch.tensor([[0, 2 * pad]]))  # down by pad, left by pad
+    assert moved.shape == (1, 1, 28, 28)
+    assert (moved[0, 0, :pad] == 0).all() and (moved[0, 0, :, -pad:] == 0).all()
+    assert (moved[0, 0, pad:, :-pad] == 200).all()
+
+
+def test_augmented_batches_keep_the_order_and_labels_and_repeat_with_the_seed(small_splits):
+    split = small_splits.train
+
+    def epoch(augment, seed=3):
+        gen = torch.Generator().manual_seed(seed)
+        return list(B.device_batches(split, 500, 28, gen, augment))
+
+    plain, flipped, again = epoch("none"), epoch("crop-flip"), epoch("crop-flip")
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(plain, flipped))  # same order
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(plain, flipped))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(flipped, again))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(flipped, epoch("crop-flip", 4)))
+
+
+def test_an_augmented_run_trains_and_repeats_exactly(small_splits):
+    first = T.train(cfg(epochs=1, augment="crop-flip"), small_splits, CPU)
+    second = T.train(cfg(epochs=1, augment="crop-flip"), small_splits, CPU)
+    plain = T.train(cfg(epochs=1), small_splits, CPU)
+    assert first.status == "completed"
+    assert first.epochs[0].train_loss == second.epochs[0].train_loss
+    assert first.epochs[0].train_loss != plain.epochs[0].train_loss
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"augment": "rotate"}, "unknown augment 'rotate'; choose one of: none, flip, crop, crop-flip"),
+    ({"augment": "flip", "workers": 2}, "augment 'flip' works on the device's batches; workers 2"),
+])
+def test_an_augmentation_no_run_can_use_is_refused(fields, message):
+    with pytest.raises(UsageError, match=message):
+        T.check_config(cfg(**fields))
+
+
+def test_the_cost_model_prices_augmentation_per_training_image():
+    from hpsearch.engine import cost as C
+
+    measured = C.augment_seconds(256, CPU)
+    assert 0 < measured < 1e-3  # seconds per image: a batched gather, not Python per image
+    model = C.StepCost("lenet", 28, "float32", "cpu", (64, 256), (0.001, 0.002), 1e-5, 0.1,
+                       augment_s_per_image=2e-6)
+    plain = C.run_seconds(model, 3, 10_000, 1000, 256)
+    assert C.run_seconds(model, 3, 10_000, 1000, 256, "flip") == pytest.approx(
+        plain + 3 * 10_000 * 2e-6)

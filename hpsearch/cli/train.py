@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from hpsearch.cli import common
 from hpsearch.cli.common import positive
 from hpsearch.files import write_atomic
-from hpsearch.engine.config import (MOMENTUM_DEFAULTS, OPTIMIZERS, SCHEDULES, TrainConfig,
-                                    check_split)
+from hpsearch.engine.config import (AUGMENTS, CROP_PAD, MOMENTUM_DEFAULTS, OPTIMIZERS,
+                                    SCHEDULES, TrainConfig, check_split)
 
 if TYPE_CHECKING:
     from hpsearch.engine.train import RunResult
@@ -45,6 +45,10 @@ def build_parser(prog: str = "hpsearch train") -> argparse.ArgumentParser:
                    help="share of the run's steps over which lr first rises from 0 (default 0)")
     p.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
                    help="label smoothing of the training loss, in [0, 1) (default 0)")
+    p.add_argument("--augment", choices=AUGMENTS, default="none",
+                   help=f"training images flipped left-right at random, shifted up to "
+                        f"{CROP_PAD} px (crop), or both, drawn on the device each epoch "
+                        f"(default none, as the lab)")
     p.add_argument("--epochs", type=positive(int, "--epochs", 10_000))
     p.add_argument("--batch-size", type=positive(int, "--batch-size", 60_000))
     workers = common.whole("--workers", note=" (0: batches from the device, no DataLoader)")
@@ -76,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=args.model, momentum=args.momentum, weight_decay=args.weight_decay,
         schedule=args.schedule, warmup=args.warmup, label_smoothing=args.label_smoothing,
+        augment=args.augment,
         resize=args.resize, seed=args.seed, workers=args.workers,
         precision=args.precision, **chosen)
 

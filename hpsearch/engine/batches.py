@@ -8,33 +8,72 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from hpsearch.engine import data
+from hpsearch.engine.config import CROP_PAD
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]  # float [B, 1, size, size], int64 [B]
 
 
 def batch_source(split: data.Split, batch_size: int, size: int, workers: int, seed: int,
-                 device: torch.device) -> Callable[[], Batches]:
+                 device: torch.device, augment: str = "none") -> Callable[[], Batches]:
     """A function that gives one epoch's shuffled batches each time it is called: through a
-    DataLoader with WORKERS processes when WORKERS > 0, else device slices. Both draw the
-    same order from one generator seeded with SEED."""
+    DataLoader with WORKERS processes when WORKERS > 0, else device slices, AUGMENTed (one of
+    config.AUGMENTS; device slices only). Both draw the same order from one generator seeded
+    with SEED."""
     gen = torch.Generator().manual_seed(seed)
     if workers:
         return lambda: loader_batches(split, batch_size, size, workers, gen, device)
-    return lambda: device_batches(split, batch_size, size, gen)
+    return lambda: device_batches(split, batch_size, size, gen, augment)
 
 
-def device_batches(split: data.Split, batch_size: int, size: int,
-                   gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def device_batches(split: data.Split, batch_size: int, size: int, gen: torch.Generator,
+                   augment: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches as index slices of the device-resident uint8 images; the last batch
-    may be short, as with a DataLoader. Yields float [B, 1, size, size] and int64 [B]."""
-    order = torch.randperm(len(split), generator=gen).to(split.x.device)
+    may be short, as with a DataLoader. Yields float [B, 1, size, size] and int64 [B].
+    AUGMENT's random draws for the whole epoch come from GEN at once, after the order, and
+    go to the device in one copy: none per step."""
+    device = split.x.device
+    order = torch.randperm(len(split), generator=gen).to(device)
+    flips, shifts = draws(len(split), augment, gen, device)
     for start in range(0, len(split), batch_size):
         idx = order[start:start + batch_size]
         # index_select copies whole rows; x[idx] takes the general advanced-indexing path,
         # ~10x slower on the CPU (80 us against 7 us for 256 images).
-        yield data.to_input(split.x.index_select(0, idx), size), split.y.index_select(0, idx)
+        x = split.x.index_select(0, idx)
+        if augment != "none":
+            x = augmented(x, None if flips is None else flips.index_select(0, idx),
+                          None if shifts is None else shifts.index_select(0, idx))
+        yield data.to_input(x, size), split.y.index_select(0, idx)
+
+
+def draws(n: int, augment: str, gen: torch.Generator, device: torch.device):
+    """(flips bool [N] or None, shifts int64 [N, 2] in [0, 2 * CROP_PAD] or None): one epoch's
+    random choices for N images under AUGMENT."""
+    flips = shifts = None
+    if "flip" in augment:
+        flips = (torch.rand(n, generator=gen) < 0.5).to(device)
+    if "crop" in augment:
+        shifts = torch.randint(0, 2 * CROP_PAD + 1, (n, 2), generator=gen).to(device)
+    return flips, shifts
+
+
+def augmented(x: torch.Tensor, flips: torch.Tensor | None,
+              shifts: torch.Tensor | None) -> torch.Tensor:
+    """uint8 [B, 1, H, W] flipped left-right where FLIPS [B], and cropped back to H x W from
+    the image zero-padded by CROP_PAD at offsets SHIFTS [B, 2] (row, column): one batched
+    gather, on X's device."""
+    if flips is not None:
+        x = torch.where(flips.view(-1, 1, 1, 1), x.flip(3), x)
+    if shifts is not None:
+        b, _, h, w = x.shape
+        padded = F.pad(x, (CROP_PAD,) * 4)  # [B, 1, H + 2P, W + 2P], zeros (the background)
+        rows = (shifts[:, :1] + torch.arange(h, device=x.device)).view(b, h, 1)
+        cols = (shifts[:, 1:] + torch.arange(w, device=x.device)).view(b, 1, w)
+        picks = torch.arange(b, device=x.device).view(b, 1, 1)
+        x = padded[:, 0][picks, rows, cols].unsqueeze(1)
+    return x
 
 
 def loader_batches(split: data.Split, batch_size: int, size: int, workers: int,

@@ -15,6 +15,11 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 # Learning-rate schedules over a run's steps (engine/train.lr_factor): constant; cosine, linear
 # (to zero at the run's last step) and one-cycle (up over the first 30%, then down to zero).
 SCHEDULES = ("constant", "cosine", "linear", "one-cycle")
+# Augmentation of the training images, drawn per image and epoch on the device
+# (engine/batches.augment): a horizontal flip with probability 1/2, a random crop of the image
+# padded by CROP_PAD pixels on each side (a shift of up to CROP_PAD in x and y), or both.
+AUGMENTS = ("none", "flip", "crop", "crop-flip")
+CROP_PAD = 2  # pixels, on the 28x28 images before any resize
 # Arithmetic of convolutions and matmuls. "auto" resolves per device (engine/device.py):
 # bfloat16 where the hardware multiplies it natively, float16 with loss scaling on CUDA GPUs
 # that only have float16 tensor cores, float32 elsewhere.
@@ -42,6 +47,7 @@ class TrainConfig:
     schedule: str = "constant"
     warmup: float = 0.0  # share of the run's steps over which lr rises linearly from 0 first
     label_smoothing: float = 0.0  # of the training loss's targets (0: plain cross-entropy)
+    augment: str = "none"  # one of AUGMENTS (the lab's: none)
     resize: int | None = None  # input side in pixels; None: the network's default
     seed: int = 0
     workers: int = 0  # > 0: feed batches through a DataLoader with this many worker processes
@@ -75,6 +81,8 @@ def train_command(cfg: TrainConfig, train_subset: int | None = None,
         args += ["--warmup", repr(cfg.warmup)]
     if cfg.label_smoothing:
         args += ["--label-smoothing", repr(cfg.label_smoothing)]
+    if cfg.augment != defaults.augment:
+        args += ["--augment", cfg.augment]
     if cfg.resize is not None:
         args += ["--resize", str(cfg.resize)]
     if cfg.workers:

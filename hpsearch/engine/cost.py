@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 from hpsearch.engine import data
 from hpsearch.files import write_atomic
 from hpsearch.engine.config import TrainConfig
-from hpsearch.engine.batches import eval_batch_size
+from hpsearch.engine.batches import augmented, draws, eval_batch_size
 from hpsearch.engine.train import train
 
 MEASURE_SECONDS = 0.5  # of timed steps per batch size, where a step is quicker than that
@@ -55,6 +56,7 @@ class StepCost:
     busy: float = 0.0  # the machine's load average per core when timed (0: idle)
     measured: str = ""  # when (ISO date and time)
     slower_now: float = 1.0  # this run's timing / the kept one's, where the kept one is used
+    augment_s_per_image: float = 0.0  # the heaviest augmentation (crop-flip), per image
 
     def step_seconds(self, batch_size: int) -> float:
         """Seconds per training step: the line through the two measured points (at least the
@@ -73,11 +75,15 @@ class StepCost:
                       "step_s": tuple(doc["step_s"]), "slower_now": 1.0})
 
 
-def run_seconds(cost: StepCost, epochs: int, n_train: int, n_val: int, batch_size: int) -> float:
-    """Predicted seconds of one trial: setup, then per epoch every training step and the
-    evaluation of the validation images, plus the study's bookkeeping."""
+def run_seconds(cost: StepCost, epochs: int, n_train: int, n_val: int, batch_size: int,
+                augment: str = "none") -> float:
+    """Predicted seconds of one trial: setup, then per epoch every training step (with its
+    AUGMENTation, priced at the heaviest's) and the evaluation of the validation images, plus
+    the study's bookkeeping."""
     steps = math.ceil(n_train / batch_size)
     epoch = steps * cost.step_seconds(batch_size) + n_val * cost.eval_s_per_image
+    if augment != "none":
+        epoch += n_train * cost.augment_s_per_image
     return TRIAL_OVERHEAD_S + cost.setup_s + epochs * (epoch + EPOCH_OVERHEAD_S)
 
 
@@ -122,6 +128,21 @@ def _timed_run(cfg: TrainConfig, steps: int, device: torch.device) -> Timing:
                   [(e.seconds - p) / n_val for e, p in zip(timed, phases)], setup)
 
 
+def augment_seconds(batch_size: int, device: torch.device) -> float:
+    """Seconds per image of the heaviest augmentation (flip and crop) on BATCH_SIZE images,
+    the fastest of REPEATS + 1 timings, the device waited for."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch_size, 1, data.IMAGE_SIZE, data.IMAGE_SIZE),
+                      generator=gen, dtype=torch.uint8).to(device)
+    times = []
+    for _ in range(REPEATS + 1):
+        t0 = time.perf_counter()
+        flips, shifts = draws(batch_size, "crop-flip", gen, device)
+        augmented(x, flips, shifts).sum().item()  # .item() waits for the device
+        times.append(time.perf_counter() - t0)
+    return min(times) / batch_size
+
+
 def measure(network: str, size: int, precision: str, device: torch.device,
             batch_sizes: tuple[int, int]) -> StepCost:
     """Time training steps at both BATCH_SIZES and an evaluation batch on DEVICE; of the timed
@@ -140,7 +161,8 @@ def measure(network: str, size: int, precision: str, device: torch.device,
                     tuple(min(t.step_s) for t in timings),
                     min(min(t.eval_s_per_image) for t in timings),
                     min(t.setup_s for t in timings), max(t.spread() for t in timings),
-                    round(busy, 2), datetime.datetime.now().isoformat(timespec="seconds"))
+                    round(busy, 2), datetime.datetime.now().isoformat(timespec="seconds"),
+                    augment_s_per_image=augment_seconds(batch_sizes[1], device))
 
 
 # --- this machine's costs, kept between runs ------------------------------------------------

@@ -19,8 +19,8 @@ from torch import nn
 from hpsearch import models
 from hpsearch.engine import data
 from hpsearch.engine.batches import Batches, batch_source, eval_batch_size
-from hpsearch.engine.config import (CLASSES, MOMENTUM_DEFAULTS, OPTIMIZERS, PRECISIONS, SCHEDULES,
-                                    TrainConfig, at_chance)
+from hpsearch.engine.config import (AUGMENTS, CLASSES, MOMENTUM_DEFAULTS, OPTIMIZERS,
+                                    PRECISIONS, SCHEDULES, TrainConfig, at_chance)
 from hpsearch.engine.device import (autocast, memory_format, release_memory, resolve_precision,
                                     tune_cuda)
 from hpsearch import signals
@@ -40,6 +40,12 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if cfg.augment not in AUGMENTS:
+        raise UsageError(f"unknown augment {cfg.augment!r}; choose one of: {', '.join(AUGMENTS)}")
+    if cfg.augment != "none" and cfg.workers:
+        raise UsageError(f"augment {cfg.augment!r} works on the device's batches; workers "
+                         f"{cfg.workers} feeds the lab's DataLoader, which has none (give "
+                         f"workers 0)")
     if cfg.precision not in PRECISIONS:
         raise UsageError(f"unknown precision {cfg.precision!r}; choose one of: "
                          f"{', '.join(PRECISIONS)}")
@@ -221,7 +227,8 @@ def run_epochs(cfg: TrainConfig, splits: data.Splits, device: torch.device, prec
     n_steps = math.ceil(len(splits.train) / cfg.batch_size)
     learner = Learner(cfg, device, precision, n_steps)
     result.model, result.params = learner.net, models.param_count(learner.net)
-    batches = batch_source(splits.train, cfg.batch_size, size, cfg.workers, cfg.seed, device)
+    batches = batch_source(splits.train, cfg.batch_size, size, cfg.workers, cfg.seed, device,
+                           cfg.augment)
     eval_bs = eval_batch_size(cfg.batch_size, size, device)
     for epoch in range(1, cfg.epochs + 1):
         if hooks.should_stop():

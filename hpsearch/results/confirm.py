@@ -261,7 +261,8 @@ def cost_line(study: optuna.Study, top: int, seeds: int, full: bool) -> str:
     cost = costs.StepCost.from_json(models[0])
     val_size = setup.val_size
     n_train = study_fidelity(setup, full)[0] or TRAIN_IMAGES - val_size
-    each = [costs.run_seconds(cost, c.config.epochs, n_train, val_size, c.config.batch_size)
+    each = [costs.run_seconds(cost, c.config.epochs, n_train, val_size, c.config.batch_size,
+                              c.config.augment)
             for c in cands]
     total = seeds * (sum(each) + 2 * max(each))  # the baseline and the winner's test runs
     return words + f", ~{fmt_seconds(total)} predicted"

@@ -153,7 +153,7 @@ def predictor(prepared: Prepared, study: optuna.Study | None = None):
 
     def model(cfg: TrainConfig) -> float:
         return costs.run_seconds(prepared.cost, cfg.epochs, fid.train_images, fid.val_images,
-                                 cfg.batch_size)
+                                 cfg.batch_size, cfg.augment)
 
     def predict(cfg: TrainConfig) -> float:
         return model(cfg) * (1.0 if study is None else calibration(study, model))

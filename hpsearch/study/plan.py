@@ -107,7 +107,8 @@ def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Workload) -> l
     """Predicted seconds of each sampled config, sorted."""
     default_batch = TrainConfig(model=space.network).batch_size
     return sorted(costs.run_seconds(cost, c.get("epochs", 10), fid.train_images,
-                                    fid.val_images, c.get("batch_size", default_batch))
+                                    fid.val_images, c.get("batch_size", default_batch),
+                                    c.get("augment", "none"))
                   for c in sample_configs(space))
 
 

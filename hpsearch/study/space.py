@@ -55,13 +55,14 @@ from hpsearch.study import defaults
 from hpsearch.errors import UsageError
 
 TUNABLE = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "schedule",
-           "workers", "warmup", "label_smoothing")
+           "workers", "warmup", "label_smoothing", "augment")
 FIXABLE = TUNABLE + ("resize", "precision")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "optimizers", "field")
 TYPES = ("float", "int", "categorical")
 INT_FIELDS = ("epochs", "batch_size", "workers", "resize")
 # Fields that take one of a few names, and those names.
 NAMED_VALUES = {"optimizer": config.OPTIMIZERS, "schedule": config.SCHEDULES,
+                "augment": config.AUGMENTS,
                 "precision": config.PRECISIONS}
 LAB_FACTORS = ("optimizer", "lr", "epochs", "batch_size", "workers")
 
@@ -273,7 +274,7 @@ def _categorical(fld: str, spec: dict, where: str) -> optuna.distributions.Categ
 def _range(fld: str, kind: str, spec: dict, where: str):
     if "choices" in spec:
         raise SpaceError(f"{where}: choices need type = \"categorical\"")
-    if fld in ("optimizer", "schedule"):
+    if fld in ("optimizer", "schedule", "augment"):
         raise SpaceError(f"{where}: {fld} takes type = \"categorical\" with choices")
     if kind == "float" and fld in INT_FIELDS:
         raise SpaceError(f"{where}: {fld} is a whole number; use type = \"int\"")
