@@ -36,6 +36,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TINY = ["--train-subset", "3000", "--val-size", "1000", "--max-epochs", "3", "--heartbeat", "1",
         "--pruner", "none", "--quiet"]
+# Trials of the spread-over-hosts study: enough that w2, joining early, starts its worker
+# (a Ray worker process, torch imported, the arrays fetched: about 10 s on 2 busy cores) and
+# runs trials before the study ends (at 14, once in 5 runs it did not).
+SPREAD = 20
 HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
           "RAY_health_check_failure_threshold": "3"}
 
@@ -105,12 +109,12 @@ def running(trials) -> list:
 
 @pytest.fixture(scope="module")
 def lost_and_joined(net):
-    """A study of 14 trials over head and w1, artifacts in a folder every host sees. Once w1
-    has finished a trial, w2 joins; once w2 has a trial and w1 is running one past its first
+    """A study of SPREAD trials over head and w1, artifacts in a folder every host sees. Once
+    w1 has a trial, w2 joins; once w2 has a trial and w1 is running one past its first
     epoch, w1 is killed (every process of the host). What happened is kept for the tests
     below."""
     folder = net.root / "artifacts"
-    proc = driver(net, "spread", "--total-trials", "14", "--train-subset", "5000",
+    proc = driver(net, "spread", "--total-trials", str(SPREAD), "--train-subset", "5000",
                   env={"HPSEARCH_ARTIFACTS": str(folder)})
     w1, w2, seen = net.hosts["w1"], net.hosts["w2"], {}
     deadline = time.monotonic() + 240
@@ -119,7 +123,7 @@ def lost_and_joined(net):
         on_w1 = [t for t in trials if t.user_attrs.get("node") == w1.ip]
         on_w2 = [t for t in trials if t.user_attrs.get("node") == w2.ip]
         mid = [t for t in running(on_w1) if t.intermediate_values]
-        if "joined" not in seen and finished(on_w1):
+        if "joined" not in seen and on_w1:
             net.join(w2, net.hosts["head"], 1, env=net.no_data)
             seen["joined"] = time.monotonic()
         elif on_w2 and mid:
@@ -136,15 +140,15 @@ def test_a_study_spread_over_hosts_lands_on_its_total(net, lost_and_joined):
     seen = lost_and_joined
     assert seen["code"] == 0, seen["out"] + seen["err"]
     trials = seen["trials"]
-    assert len(finished(trials)) == 14 and not running(trials)
+    assert len(finished(trials)) == SPREAD and not running(trials)
     nodes = {t.user_attrs["node"] for t in finished(trials)}
     head, w1, w2 = (net.hosts[h].ip for h in ("head", "w1", "w2"))
     assert {head, w1} <= nodes  # w1 trained on the driver's arrays: it has no dataset
-    assert "starting 2 Ray workers (1 CPU each) until 14 trials are finished" in seen["out"]
+    assert f"starting 2 Ray workers (1 CPU each) until {SPREAD} trials are finished" in seen["out"]
     counts = re.search(r"trials by node: (.*)", seen["out"]).group(1)
     assert f"{head} " in counts and f"{w1} " in counts
     # The same command again: the total is there, nothing runs.
-    again = driver(net, "spread", "--total-trials", "14", "--train-subset", "5000",
+    again = driver(net, "spread", "--total-trials", str(SPREAD), "--train-subset", "5000",
                    env={"HPSEARCH_ARTIFACTS": str(seen["folder"])})
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0 and "nothing left to run" in out, out + err
