@@ -223,10 +223,11 @@ def job_cli(net, *args: str, timeout: float = 120) -> subprocess.CompletedProces
                           env={**os.environ, **net.env})
 
 
-def submit(net, job: str, total: int) -> None:
+def submit(net, job: str, total: int, *extra: str) -> None:
     data_dir = os.environ.get("HPSEARCH_DATA") or "/usr/share/datasets/fashion-mnist"
     entry = ["hpsearch", "study", "lenet", "--ray", "auto", "--storage", net.url,
-             "--study-name", job, "--total-trials", str(total), "--data-dir", data_dir, *TINY]
+             "--study-name", job, "--total-trials", str(total), "--data-dir", data_dir, *TINY,
+             *extra]
     p = job_cli(net, "submit", "--no-wait", "--submission-id", job, "--", *entry)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -245,9 +246,11 @@ def job_status(net, job: str) -> str:
 @pytest.fixture(scope="module")
 def jobs(net, lost_and_joined):
     """Two studies submitted at once as Ray jobs from the laptop, which then goes away (each
-    `ray job submit --no-wait` has returned). The long one is stopped with `ray job stop`
-    once both have made progress; the short one runs to its total."""
-    submit(net, "job-long", 40)
+    `ray job submit --no-wait` has returned). The long one (trials of about 3 epochs x 3 s) is
+    stopped with `ray job stop` once both have made progress, just after one of its trials
+    began (so the stop, which takes a few seconds to arrive, lands mid-trial); the short one
+    runs to its total."""
+    submit(net, "job-long", 40, "--train-subset", "20000")
     submit(net, "job-short", 6)
     seen = {}
     deadline = time.monotonic() + 240
@@ -255,9 +258,10 @@ def jobs(net, lost_and_joined):
         long, short = trials_of(net, "job-long"), trials_of(net, "job-short")
         if finished(long) and finished(short) and "both" not in seen:
             seen["both"] = (len(finished(long)), len(finished(short)))
-        if "both" in seen and running(long) and "stopped" not in seen:
+        just_begun = [t for t in running(long) if not t.intermediate_values]
+        if "both" in seen and just_begun and "stopped" not in seen:
             p = job_cli(net, "stop", "job-long")
-            seen["stopped"] = p.returncode
+            seen["stopped"], seen["cut"] = p.returncode, just_begun[0].number
         if "stopped" in seen and job_status(net, "job-short") in ("SUCCEEDED", "FAILED"):
             break
         time.sleep(1)
@@ -284,5 +288,6 @@ def test_ray_job_stop_ends_a_study_as_ctrl_c_does(net, jobs):
     assert jobs.get("stopped") == 0 and jobs["long_status"] == "STOPPED", jobs
     long = jobs["long"]
     assert 1 <= len(finished(long)) < 40 and not running(long)
+    assert long[jobs["cut"]].state == TrialState.FAIL
     stopped = [t for t in long if t.state == TrialState.FAIL]
-    assert stopped and all(t.user_attrs.get("reason") == "interrupted" for t in stopped)
+    assert all(t.user_attrs.get("reason") == "interrupted" for t in stopped)
