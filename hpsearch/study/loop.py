@@ -106,14 +106,11 @@ def run_trials(study: optuna.Study, objective: Callable, limits: Limits, grace: 
                gate: Callable[[optuna.Study], str | None] | None = None,
                note: Callable[[str], None] = lambda line: None,
                hand_back: Callable[[], bool] | None = None) -> bool:
-    """Run trials until LIMITS or STOP; return True when STOP ended it.
-
-    Each start holds CLAIM until its trial is RUNNING in the storage (see the module doc);
-    with a total the worker counts under it and starts only where there is room, else waits.
-    GATE, where given, may refuse a start (nothing is stored; NOTE is told why); LIMITS.skips
-    refusals in a row end the run. HAND_BACK, asked before each start, ends the run at once
-    when it says so (a Ray task giving its slot to another study; the others sweep).
-    """
+    """Run trials until LIMITS or STOP; return True when STOP ended it. Each start holds
+    CLAIM until its trial is RUNNING (module doc); with a total the worker starts only where
+    there is room, else waits. GATE may refuse a start (nothing stored; NOTE is told why);
+    LIMITS.skips refusals in a row end the run. HAND_BACK, asked before each start, ends
+    the run at once (a Ray task giving its slot to another study; the others sweep)."""
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
 
     def started(trial: optuna.Trial):
