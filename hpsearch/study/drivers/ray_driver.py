@@ -135,13 +135,12 @@ class Fleet:
         return self.placement(nodes, left).workers if left else 0
 
     def top_up(self, nodes: list[cluster.Node], want: int) -> None:
+        place = self.placement(nodes)
         try:
             share = self.ray.get(self.share.beat.remote(
-                self.key, self.placement(nodes).workers, want, list(self.tasks.values())),
-                timeout=30)
+                self.key, place.workers, want, list(self.tasks.values())), timeout=30)
         except self.ray.exceptions.RayError:  # no share to ask (being restarted): no cap
             share = want
-        place = self.placement(nodes)
         timeout = (None if self.limits.timeout is None else
                    max(1.0, self.limits.timeout - (time.monotonic() - self.started)))
         task = self.ray.remote(cluster.run_task).options(
