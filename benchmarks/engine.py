@@ -455,6 +455,13 @@ def search_plan(args: argparse.Namespace) -> list[tuple]:
             for f in fids]
 
 
+def knob_plan(args: argparse.Namespace) -> tuple:
+    """--knobs' cases (networks checked before anything runs)."""
+    from benchmarks import knobs
+
+    return chosen(knobs.TINY if args.tiny else knobs.CASES, args.networks)
+
+
 def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
     args = parse_args(argv, prog)
     check_writable(args.out, "--out")  # before the run, not after it
@@ -463,6 +470,7 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
     else:
         cases = chosen(TINY_CASES if args.tiny else FULL_CASES, args.networks)
     searches = search_plan(args) if args.search else []
+    knob_cases = knob_plan(args) if args.knobs else ()
     device = pick_device(args.device)
     # The lab ran 4 workers whatever the core count; torch warns about that on small machines.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -490,6 +498,12 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
 
         doc["signals"] = signals.check(2 if args.tiny else 20, say)
         report = signals.table(doc["signals"])
+    elif args.knobs:
+        from benchmarks import knobs
+
+        doc["knobs"] = [knobs.run_case(case, 2 if args.tiny else args.seeds, arrays, device, say)
+                        for case in knob_cases]
+        report = knobs.table(doc["knobs"])
     elif args.search:
         doc["search"] = [bench_search.compare(f, args.seeds, say, named)
                          for f, named in searches]

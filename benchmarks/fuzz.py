@@ -98,7 +98,7 @@ def value_for(flag: str, action) -> st.SearchStrategy[str]:
         pools.append(st.sampled_from(DURATIONS))
     if flag in ("--space", "--out", "--json", "--data-dir", "--artifacts"):
         pools.append(st.sampled_from(PATHS))
-    if flag in ("--study-name", "--ray", "--host"):
+    if flag in ("--study-name", "--ray", "--host", "--warm-start"):
         pools.append(st.sampled_from(NAMES + ("local", "127.0.0.1:1", "ray://127.0.0.1:1")))
     return st.one_of(*pools)
 

@@ -67,5 +67,10 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
     p.add_argument("--load-check", action="store_true",
                    help="instead of timing: the resnet --trials 40 dry run on a quiet machine "
                         "against the same beside a training study (about 5 minutes)")
+    p.add_argument("--knobs", action="store_true",
+                   help="instead of timing: each knob a space may search (schedule, warm-up, "
+                        "label smoothing, augmentation) on one good lenet and net28 "
+                        "configuration over --seeds training seeds, paired against constant "
+                        "lr with none (about 40 minutes at 3 seeds; --tiny: seconds)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)

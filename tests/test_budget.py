@@ -76,12 +76,12 @@ def test_a_passing_load_does_not_decide_the_cost_and_the_plan_says_it_varied(mon
     assert loaded.spread == pytest.approx(30.0)
     opts, space = lenet_space()
     plan = plans.make_plan(space, loaded, plans.workload(space, opts.fidelity), 4, MEDIAN)
-    text = budgets.plan_text(budgets.Prepared(opts.fidelity, opts.extent, space, loaded, plan),
+    text = budgets.plan_text(budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, loaded, plan),
                              CPU, None)
     assert "the timed steps varied 30.0x" in text and "takes the fastest" in text
     steady = dataclasses.replace(loaded, spread=1.1)
     assert "varied" not in budgets.plan_text(
-        budgets.Prepared(opts.fidelity, opts.extent, space, steady, plan), CPU, None)
+        budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, steady, plan), CPU, None)
 
 
 def test_this_machines_fastest_timing_is_kept_and_a_slower_one_is_said(tmp_path):
@@ -270,7 +270,7 @@ def test_predictions_are_calibrated_by_the_studys_own_trials(tmp_path):
     assert calibration(study, model) == budgets.CALIBRATION_RANGE[1]
     opts, space = lenet_space(argv=["--train-subset", "1000", "--val-size", "1000"])
     plan = plans.make_plan(space, cost_of(), plans.workload(space, opts.fidelity), 5, MEDIAN)
-    prepared = budgets.Prepared(opts.fidelity, opts.extent, space, cost_of(), plan)
+    prepared = budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, cost_of(), plan)
     cfg = TrainConfig(model="lenet", epochs=3, batch_size=128)
     uncalibrated = budgets.predictor(prepared)
     factor = calibration(study, uncalibrated)

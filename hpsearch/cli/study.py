@@ -87,6 +87,11 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                         "no pruning)")
     common.add_seed(p, "seeds the split and training (and the sampler, unless "
                         "--sampler-seed is given)")
+    p.add_argument("--warm-start", metavar="STUDY[,STUDY...]",
+                   help="seed a new study from finished studies of the same network in this "
+                        "storage: their best configurations are queued after the baseline, "
+                        "and their trials copied in for the sampler and pruner where they "
+                        "trained on the same data")
     p.add_argument("--sampler-seed", type=common.seed("--sampler-seed"), metavar="N",
                    help="seed of the sampler; parallel workers need different ones, or they "
                         "propose the same trials (--devices/--jobs and scripts/worker see to it)")
@@ -149,10 +154,17 @@ def parse_with_source(argv: list[str] | None,
     if args.two_objectives and args.pruner not in (None, "none"):
         p.error(f"--pruner {args.pruner} cannot judge a two-objective study (Optuna prunes "
                 "one objective only); leave --pruner out or give none")
+    warm = ()
+    if args.warm_start is not None:
+        warm = tuple(dict.fromkeys(n.strip() for n in args.warm_start.split(",") if n.strip()))
+        if not warm:
+            p.error("--warm-start needs study names, e.g. --warm-start lenet-2m")
+        if args.name.startswith("lab-"):
+            p.error(f"--warm-start seeds a search; {args.name} runs the lab's rows as they were")
     check_split(args.val_size, args.train_subset)
     values = {k: v for k, v in vars(args).items() if k in FLAGS}
     url, source = common.storage_url(args.storage)
-    return from_fields(args.name, {**values, "devices": devices,
+    return from_fields(args.name, {**values, "devices": devices, "warm_start": warm,
                                    "study_name": args.study_name or args.name,
                                    "url": url}), source
 

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.results import report_confirmation
 from hpsearch.results import table as tables
 from hpsearch.engine.config import TrainConfig, train_command
+from hpsearch.study.output import WARM_START, warm_start_line
 from hpsearch.study.setup import StudySetup
 
 EVALUATOR_NAME = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator)"
@@ -256,6 +257,9 @@ def summary(study: optuna.Study, imp: dict[str, float] | None, gap: str | None,
     lines += [count_line(study)] + best_lines(study)
     lines += importance_lines(imp, gap, caveats, len(completed(study)))
     lines += prediction_lines(study)
+    if WARM_START in study.user_attrs:
+        lines.append(f"Started from other studies: {warm_start_line(study.user_attrs[WARM_START])} "
+                     f"(copies marked in the table).")
     if "confirmation" in study.user_attrs:
         lines.append(study.user_attrs["confirmation"]["sentence"])
     lines += [f"Skipped plot {p.name}: {p.skipped}." for p in plots if p.skipped]

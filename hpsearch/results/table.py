@@ -115,8 +115,19 @@ def row(t: FrozenTrial) -> dict:
         "val accuracy": attrs.get("final_val_acc"), "run time (s)": run_time(t),
         "predicted (s)": attrs.get("predicted_s"),
         "state": state(t),
-        "note": "; ".join(n for n in (attrs.get("baseline"), attrs.get("reason")) if n) or None,
+        "note": "; ".join(n for n in (attrs.get("baseline"), copied(attrs),
+                                      queued(attrs), attrs.get("reason")) if n) or None,
     }
+
+
+def copied(attrs: dict) -> str | None:
+    """A warm start's copy: which study's trial it is (hpsearch/study/warm.py)."""
+    return f"copied from {attrs['copied_from']}" if "copied_from" in attrs else None
+
+
+def queued(attrs: dict) -> str | None:
+    """A warm start's queued best: where it came from."""
+    return f"warm start: best of {attrs['warm_start']}" if "warm_start" in attrs else None
 
 
 def is_lab(trials: list[FrozenTrial]) -> bool:

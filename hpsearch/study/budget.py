@@ -19,7 +19,7 @@ from hpsearch.engine import cost as costs
 from hpsearch.study import space as spaces
 from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
-from hpsearch.study.output import FINISHED
+from hpsearch.study.output import COPIED, FINISHED
 from hpsearch.study.options import Extent, Fidelity, Search, Store
 from hpsearch.study.resume import at_fidelity, with_precision
 from hpsearch.study.search import choices
@@ -35,6 +35,7 @@ class Prepared:
 
     fidelity: Fidelity
     extent: Extent
+    search: Search
     space: spaces.Space
     cost: costs.StepCost
     plan: plans.Plan
@@ -116,7 +117,7 @@ def prepare(raw: spaces.Space, fid: Fidelity, search: Search, extent: Extent,
     cost = cost_model(space, device, study)
     plan = plans.make_plan(space, cost, plans.workload(space, fid), trials,
                            choices(search, space))
-    return Prepared(fid, extent, space, cost, plan)
+    return Prepared(fid, extent, search, space, cost, plan)
 
 
 def spent_seconds(study: optuna.Study) -> float:
@@ -172,7 +173,7 @@ def calibration(study: optuna.Study, model) -> float:
     ratios = [t.duration.total_seconds() / model(TrainConfig(**t.user_attrs["config"]))
               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.user_attrs.get("status") == "completed" and "config" in t.user_attrs
-              and t.duration and t.duration.total_seconds() > 0]
+              and COPIED not in t.user_attrs and t.duration and t.duration.total_seconds() > 0]
     if len(ratios) < 2:
         return 1.0
     low, high = CALIBRATION_RANGE
@@ -190,6 +191,9 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
                      f"at this fidelity")
     else:
         lines += plans.hour_options(prepared.plan, prepared.space.network)
+    if prepared.search.warm_start:
+        lines.append(f"  warm start from {', '.join(prepared.search.warm_start)}: their best "
+                     f"configurations first, their trials copied where the data is the same")
     if extent.confirm:
         lines.append(f"  then --confirm: {plans.CONFIRM_RUNS} runs, "
                      f"~{plans.fmt_seconds(plans.confirm_seconds(True, prepared.plan))}"

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.study import storage as stores
 from hpsearch.errors import TrialEnded
 from hpsearch.signals import SIGNALS, received
-from hpsearch.study.output import FINISHED
+from hpsearch.study.output import finished_here
 
 
 class StopFlag:
@@ -92,9 +92,9 @@ def room_for_a_trial(study: optuna.Study, total: int) -> bool | None:
     optuna.storages.fail_stale_trials(study)
     # One read for both counts: read apart, a trial finishing in between is counted in
     # neither, and the group overshoots the total by one.
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    finished = sum(s in FINISHED for s in states)
-    running = states.count(TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False)
+    finished = finished_here(trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
     if finished >= total:
         return False
     return None if finished + running >= total else True

@@ -57,6 +57,15 @@ def add_study_note(study: optuna.Study, space: spaces.Space) -> None:
 
 def add_confirmation(study: optuna.Study, sentence: str) -> None:
     """Append the confirmation's sentence to STUDY's note (once; the rest of the note stays)."""
+    _append(study, "Confirmed over fresh seeds", sentence)
+
+
+def add_warm_start(study: optuna.Study, sentence: str) -> None:
+    """Append where the study started from (study/warm.py) to STUDY's note, once."""
+    _append(study, "Warm start", sentence)
+
+
+def _append(study: optuna.Study, heading: str, sentence: str) -> None:
     note = optuna_dashboard.get_note(study) or ""
     if sentence not in note:
-        optuna_dashboard.save_note(study, f"{note}\n\n**Confirmed over fresh seeds:** {sentence}")
+        optuna_dashboard.save_note(study, f"{note}\n\n**{heading}:** {sentence}")

@@ -3,7 +3,8 @@ changed afterwards: small frozen objects, each what one layer takes.
 
     Store      where the study lives (URL, study name, heartbeat)
     Extent     how much to run: trials, a total, a timeout, a budget, --confirm after it
-    Search     what is searched and how: the space file, sampler, pruner, objectives, seeds
+    Search     what is searched and how: the space file, sampler, pruner, objectives, seeds,
+               the studies a new one starts from
     Fidelity   what every trial trains on, as the user fixed it (a budget fills in the rest)
     Placement  where trials run: device(s), worker processes, threads, Ray, the data folder
 
@@ -51,6 +52,7 @@ class Search:
     two_objectives: bool = False
     seed: int = 0  # seeds the split and training
     sampler_seed: int | None = None  # None: seed
+    warm_start: tuple[str, ...] = ()  # finished studies a new study starts from (study/warm.py)
 
     def sampler_seed_or_seed(self) -> int:
         return self.seed if self.sampler_seed is None else self.sampler_seed

@@ -11,10 +11,33 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# User attr of a trial a warm start copied in from another study (study/warm.py): it informs
+# the sampler and the pruner, but this study did not run it.
+COPIED = "copied_from"
+WARM_START = "warm_start"  # the study's user attr: what its warm start did (study/warm.py)
 
 from hpsearch.study import storage as stores
 from hpsearch.units import fmt_seconds
 from hpsearch.errors import TrialEnded
+
+
+def finished_here(trials: list[FrozenTrial]) -> int:
+    """Finished trials the study ran itself, what --total-trials and the counts go by: a warm
+    start's copies are not runs of this study."""
+    return sum(t.state in FINISHED and COPIED not in t.user_attrs for t in trials)
+
+
+def warm_start_line(doc: dict) -> str:
+    """One sentence: where the study started from."""
+    parts = []
+    for name, copied in doc["copied"].items():
+        parts.append(f"{name}: {copied} finished trial{'s' if copied != 1 else ''} copied"
+                     if copied is not None else
+                     f"{name}: nothing copied (other data, arithmetic or objectives)")
+    queued = len(doc["queued"])
+    return (f"warm start from {', '.join(doc['sources'])} ({'; '.join(parts)}); "
+            f"{queued} of their best configuration{'s' if queued != 1 else ''} queued "
+            f"after the baseline")
 
 
 def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
@@ -52,7 +75,7 @@ class Progress:
         if limits.trials is not None:
             estimates.append(max(limits.trials - self.reported, 0) * share)
         if limits.total is not None:
-            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            finished = finished_here(study.get_trials(deepcopy=False))
             estimates.append(max(limits.total - finished, 0) * share)
         if limits.deadline is not None:
             estimates.append(max(limits.deadline - time.monotonic(), 0.0))
@@ -93,8 +116,10 @@ def summary(study: optuna.Study, url: str) -> str:
     """Counts by state, the best trial(s), where the study is and how to export it."""
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    copied = sum(COPIED in t.user_attrs for t in trials)
     lines = [f"study {study.study_name!r}: " +
-             ", ".join(f"{n} {k}" for k, n in counts.items() if n)]
+             ", ".join(f"{n} {k}" for k, n in counts.items() if n) +
+             (f" ({copied} of them copied by its warm start)" if copied else "")]
     best = best_trials(study)
     for t in best if len(study.directions) > 1 else best[:1]:
         values = ", ".join(f"{v:.4f}" for v in t.values)

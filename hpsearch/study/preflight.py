@@ -9,7 +9,7 @@ import dataclasses
 from hpsearch.engine import data
 from hpsearch.engine.device import check_device, resolve_precision
 from hpsearch.study import space as spaces
-from hpsearch.study import storage as stores
+from hpsearch.study import storage as stores, warm
 from hpsearch.study.options import StudyOptions
 from hpsearch.study.resume import (at_fidelity, check_resume, read_space, study_setup,
                                    wanted_precision, with_precision)
@@ -32,6 +32,9 @@ def check_study_run(opts: StudyOptions, source: str) -> spaces.Space:
     stored = stores.stored_setup(opts.store.url, opts.store.study_name)
     if stored:
         check_resumable(opts, raw, stored, precision)
+    if opts.search.warm_start:
+        warm.check_sources(opts.store.url, opts.store.study_name, opts.search.warm_start,
+                           raw.network)
     return raw
 
 

@@ -17,7 +17,7 @@ from hpsearch import models
 from hpsearch.study import notes
 from hpsearch.study import space as spaces
 from hpsearch.study import storage as stores
-from hpsearch.engine.config import TrainConfig
+from hpsearch.engine.config import MOMENTUM_DEFAULTS, TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.options import DEFAULT_TRIALS, Extent, Fidelity, Search, Store
 from hpsearch.study.search import choices, make_pruner, make_sampler, max_epochs_of
@@ -177,14 +177,26 @@ def baseline_params(space: spaces.Space) -> tuple[dict, list[str]]:
     """The lab's baseline for SPACE's network as SPACE's parameters, each brought into its
     range (a log-scaled weight decay cannot be 0, an epoch cap may be below 10), and what was
     moved to get there."""
-    base = {**asdict(TrainConfig(model=space.network)), **models.baseline(space.network)}
+    return fit_config(space, {**asdict(TrainConfig(model=space.network)),
+                              **models.baseline(space.network)})
+
+
+def fit_config(space: spaces.Space, config: dict) -> tuple[dict, list[str]]:
+    """CONFIG (TrainConfig's fields) as SPACE's parameters, each brought to the nearest value
+    its distribution takes, and what was moved to get there. The optimizer comes first: it
+    decides which other parameters exist."""
     params, moved = {}, []
-    for p in space.params:
-        if p.optimizers is not None and base["optimizer"] not in p.optimizers:
+    optimizer = config["optimizer"]
+    for p in sorted(space.params, key=lambda p: p.field != "optimizer"):
+        if p.optimizers is not None and optimizer not in p.optimizers:
             continue
-        want = base[p.field] if base[p.field] is not None else 0.0
+        want = config.get(p.field)
+        if want is None:  # momentum None: the optimizer's default (0 for none at all)
+            want = MOMENTUM_DEFAULTS.get(optimizer, 0.0) if p.field == "momentum" else 0.0
         got = nearest(p.distribution, want)
         params[p.name] = got
+        if p.field == "optimizer":
+            optimizer = got
         if got != want:
             moved.append(f"{p.field} {want} -> {got}")
     return params, moved

@@ -152,11 +152,10 @@ def check_server(parsed: sqlalchemy.engine.URL, url: str, named: str) -> None:
         raise UsageError(f"cannot reach {named}: {first}") from None
 
 
-def stored_setup(url: str, study_name: str) -> dict | None:
-    """The stored setup of study STUDY_NAME (its "setup" user attr; {} when it has none and no
-    trials either: a run stopped right after creating it), or None when the storage holds no
-    such study; read without writing (an Optuna storage opened on a database without its
-    tables would create them). A study with trials but no setup was not made by hpsearch."""
+def stored_study(url: str, study_name: str) -> optuna.Study | None:
+    """Study STUDY_NAME in the storage at URL, or None when the storage holds no such study;
+    read without writing (an Optuna storage opened on a database without its tables would
+    create them)."""
     db = sqlite_file(url)
     if db is not None and (not db.is_file() or db.stat().st_size == 0):
         return None
@@ -169,7 +168,17 @@ def stored_setup(url: str, study_name: str) -> dict | None:
     storage = open_storage(url)
     if study_name not in optuna.get_all_study_names(storage):
         return None
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def stored_setup(url: str, study_name: str) -> dict | None:
+    """The stored setup of study STUDY_NAME (its "setup" user attr; {} when it has none and no
+    trials either: a run stopped right after creating it), or None when the storage holds no
+    such study; read without writing. A study with trials but no setup was not made by
+    hpsearch."""
+    study = stored_study(url, study_name)
+    if study is None:
+        return None
     if "setup" not in study.user_attrs and study.get_trials(deepcopy=False):
         raise UsageError(f"study {study_name!r} in {redact(url)} was not made by hpsearch (it "
                          f"stores no setup); give a new --study-name")

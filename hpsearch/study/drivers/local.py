@@ -12,12 +12,11 @@ import torch
 from hpsearch.engine import data
 from hpsearch.engine.device import pick_device, resolve_precision
 from hpsearch.study import artifacts, budget as budgets, hooks, output, plan as plans
-from hpsearch.study import space as spaces, storage as stores
+from hpsearch.study import space as spaces, storage as stores, warm
 from hpsearch.study.console import Console, TrialWatcher
 from hpsearch.study.loop import Limits, StopFlag, run_trials
 from hpsearch.study.objective import Objective
 from hpsearch.study.options import DEFAULT_TRIALS, Extent, Store, StudyOptions
-from hpsearch.study.output import FINISHED
 from hpsearch.study.resume import enqueue_baseline, open_study, trials_for_run, wanted_precision
 from hpsearch.units import fmt_seconds
 
@@ -57,7 +56,7 @@ def dry_run(opts: StudyOptions, raw: spaces.Space, console: Console) -> int:
 
 def start_line(url: str, study: optuna.Study, space: spaces.Space, limits: Limits,
                device: torch.device, splits: data.Splits) -> str:
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    finished = output.finished_here(study.get_trials(deepcopy=False))
     plan = [f"{limits.trials} more trials"] if limits.trials is not None else []
     if limits.total:
         plan.append(f"until {limits.total} are finished")
@@ -90,6 +89,8 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     tag = f"[{opts.tag}] " if opts.tag else ""
     if not opts.tag:  # a worker's parent printed the plan
         console.say(budgets.plan_text(prepared, device, budgets.remaining(limits)))
+    if opts.search.warm_start and not opts.tag:
+        console.say(output.warm_start_line(study.user_attrs[output.WARM_START]))
     console.say(tag + start_line(opts.store.url, study, space, limits, device, splits))
     live = console.bars(*bar_count(study, limits), opts.quiet, opts.tag)
     predict = budgets.predictor(prepared, study)
@@ -134,6 +135,7 @@ def open_for_run(opts: StudyOptions, prepared: budgets.Prepared, storage,
     budgets.cost_model(space, device, study)
     claim = stores.TrialClaim(where.url, study.study_name)
     enqueue_baseline(study, space, claim)
+    warm.apply(study, space, opts.search.warm_start, storage, claim)
     limits = Limits(trials_for_run(extent, study, space, claim), extent.total_trials,
                     extent.timeout,
                     budgets.deadline(extent.budget, study, started,
@@ -146,7 +148,7 @@ def bar_count(study: optuna.Study, limits: Limits) -> tuple[int | None, int]:
     """The study bar's (total, start): toward --total-trials from the trials already finished,
     else toward this run's --trials (open-ended under a budget or timeout alone)."""
     if limits.total is not None:
-        return limits.total, len(study.get_trials(deepcopy=False, states=FINISHED))
+        return limits.total, output.finished_here(study.get_trials(deepcopy=False))
     return limits.trials, 0
 
 
@@ -183,7 +185,7 @@ def trial_loop(where: Store, study: optuna.Study, objective: Objective, limits: 
         if live is not None:  # gone before anything else is printed
             live.close()
     if interrupted:
-        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        finished = output.finished_here(study.get_trials(deepcopy=False))
         console.warn("\n" + output.interrupted_line(where.url, finished))
         return 130
     if not progress.tag:

@@ -59,7 +59,7 @@ def drive(ray, opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     extent = opts.extent
     trials = trials_for_run(extent, study, prepared.space,
                             stores.TrialClaim(opts.store.url, opts.store.study_name))
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    finished = output.finished_here(study.get_trials(deepcopy=False))
     total = cluster.group_total(finished, trials, extent.total_trials)
     if total is not None and total <= finished:
         console.say(f"study {opts.store.study_name!r}: nothing left to run")
@@ -127,8 +127,7 @@ class Fleet:
             return 0
         if limits.total is None:
             return cluster.RAY_UNIT
-        states = [t.state for t in self.study.get_trials(deepcopy=False)]
-        return max(0, limits.total - sum(s in FINISHED for s in states))
+        return max(0, limits.total - output.finished_here(self.study.get_trials(deepcopy=False)))
 
     def target(self, nodes: list[cluster.Node]) -> int:
         left = self.work_left()
