@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -462,6 +463,24 @@ def knob_plan(args: argparse.Namespace) -> tuple:
     return chosen(knobs.TINY if args.tiny else knobs.CASES, args.networks)
 
 
+PEER_BUDGETS = {"lenet": 600.0, "net28": 1200.0}  # the issue's budgets, seconds per arm
+
+
+def make_peer_plan(args: argparse.Namespace):
+    """--peer/--warm-check's plan: one network (lenet or net28), checked before anything runs."""
+    from benchmarks import peer
+
+    if args.peer and importlib.util.find_spec("flaml") is None:
+        raise UsageError("--peer flaml needs FLAML: pip install '.[bench]'")
+    if args.tiny:
+        return peer.TINY
+    names = [n.strip() for n in (args.networks or "lenet").split(",") if n.strip()]
+    if len(names) != 1 or names[0] not in PEER_BUDGETS:
+        raise UsageError(f"--peer and --warm-check take one network in --networks: "
+                         f"{' or '.join(PEER_BUDGETS)}, got {args.networks!r}")
+    return peer.PeerPlan(names[0], args.budget or PEER_BUDGETS[names[0]], args.seeds)
+
+
 def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
     args = parse_args(argv, prog)
     check_writable(args.out, "--out")  # before the run, not after it
@@ -471,6 +490,7 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
         cases = chosen(TINY_CASES if args.tiny else FULL_CASES, args.networks)
     searches = search_plan(args) if args.search else []
     knob_cases = knob_plan(args) if args.knobs else ()
+    peer_plan = make_peer_plan(args) if args.peer or args.warm_check else None
     device = pick_device(args.device)
     # The lab ran 4 workers whatever the core count; torch warns about that on small machines.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -498,6 +518,12 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
 
         doc["signals"] = signals.check(2 if args.tiny else 20, say)
         report = signals.table(doc["signals"])
+    elif args.peer or args.warm_check:
+        from benchmarks import peer
+
+        doc["peer"] = peer.run(peer_plan, args.peer == "flaml", args.warm_check, args.out, doc,
+                               say)
+        report = peer.table(doc["peer"])
     elif args.knobs:
         from benchmarks import knobs
 

@@ -77,6 +77,14 @@ def run_case(case: KnobCase, seeds: int, arrays: data.FashionMNISTArrays,
                 f"({result.train_seconds:.1f} s)")
         rows.append({"variant": label, "change": change, "final_val": finals,
                      "seconds": seconds})
+    return {"network": network, "base": dataclasses.asdict(case.base),
+            "train_subset": case.train_subset, "val_size": case.val_size, "seeds": seeds,
+            "rows": paired(rows)}
+
+
+def paired(rows: list[dict]) -> list[dict]:
+    """ROWS (the base first) with each variant's mean, its gain over the base paired by seed,
+    whether that gain is beyond its spread, and its time against the base's."""
     base = rows[0]["final_val"]
     for row in rows:
         gains = [v - b for v, b in zip(row["final_val"], base)]
@@ -85,9 +93,7 @@ def run_case(case: KnobCase, seeds: int, arrays: data.FashionMNISTArrays,
         row["time_ratio"] = statistics.fmean(row["seconds"]) / statistics.fmean(rows[0]["seconds"])
         # Beyond the spread: the paired gain's mean is more than its own sd away from zero.
         row["beyond_spread"] = abs(row["gain"]) > row["gain_sd"] > 0
-    return {"network": network, "base": dataclasses.asdict(case.base),
-            "train_subset": case.train_subset, "val_size": case.val_size, "seeds": seeds,
-            "rows": rows}
+    return rows
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

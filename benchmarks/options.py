@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpsearch.cli.common import parser, positive
+from hpsearch.cli.common import duration, parser, positive
 
 NETWORKS = ("lenet", "net28", "resnet", "alexnet_small")  # engine.FULL_CASES, in that order
 FIDELITY_FORM = "NETWORK:TRIALS:TRAIN:VAL:EPOCHS, e.g. lenet:20:20000:5000:10"
@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                         "--seeds study seeds at a fixed fidelity, lenet and net28 (hours); "
                         "writes the JSON and a plot beside it")
     p.add_argument("--seeds", type=positive(int, "--seeds", 100), default=5, metavar="S",
-                   help="with --search: study seeds per configuration (default 5)")
+                   help="with --search: study seeds per configuration (default 5); with "
+                        "--knobs, --peer or --warm-check: training or study seeds (give 3)")
     p.add_argument("--search-at", metavar="FIDELITY",
                    help="with --search: this fidelity instead of the standard ones, "
                         f"{FIDELITY_FORM}")
@@ -72,5 +73,17 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
                         "label smoothing, augmentation) on one good lenet and net28 "
                         "configuration over --seeds training seeds, paired against constant "
                         "lr with none (about 40 minutes at 3 seeds; --tiny: seconds)")
+    p.add_argument("--peer", choices=("flaml",),
+                   help="instead of timing: hpsearch's --budget study against FLAML's tuner "
+                        "(flaml.tune, CFO, sample size as its resource) at the same budget on "
+                        "the same space and training function, each winner retrained over 3 "
+                        "fresh seeds and tested; per --seeds study seed (needs the bench extra)")
+    p.add_argument("--warm-check", action="store_true",
+                   help="instead of timing: a --budget study warm-started from a 2-minute one "
+                        "against a cold one, per --seeds study seed: the time each takes to "
+                        "reach the cold study's best val (with --peer, shares its cold study)")
+    p.add_argument("--budget", type=duration("--budget"), metavar="DURATION",
+                   help="with --peer or --warm-check: each arm's budget (default: lenet 10m, "
+                        "net28 20m)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda:0, ...")
     return p.parse_args(argv)

@@ -61,7 +61,7 @@ def start_line(url: str, study: optuna.Study, space: spaces.Space, limits: Limit
     if limits.total:
         plan.append(f"until {limits.total} are finished")
     if limits.deadline is not None:
-        plan.append(f"for {fmt_seconds(limits.deadline - time.monotonic())}")
+        plan.append(f"for {fmt_seconds(max(limits.deadline - time.monotonic(), 0.0))}")
     return (f"study {study.study_name!r} ({space.network}, {space.path}) in "
             f"{stores.redact(url)}: {finished} finished trials so far; running "
             f"{', at most '.join(plan)} on {device} ({space.fixed['precision']}), "
