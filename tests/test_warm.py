@@ -190,7 +190,7 @@ def warm_space_path(network: str):
 @pytest.fixture
 def folder(tmp_path):
     """made.db of the fuzz (study 'made': lenet, two trials) plus a net28 study, a lenet
-    study at chance and another good lenet study in it."""
+    study at chance, another good lenet study and one hpsearch did not make."""
     root = fuzz.make_folder(tmp_path / "f")
     url = f"sqlite:///{root / 'made.db'}"
     other = new_study(url, "other-net", network="net28")
@@ -202,6 +202,8 @@ def folder(tmp_path):
     good = new_study(url, "good")
     add(good, "complete", {"optimizer": "sgd", "lr_sgd": 0.9, "batch_size": 256, "epochs": 1},
         [0.6])
+    foreign = optuna.create_study(study_name="foreign", storage=url)
+    foreign.add_trial(optuna.trial.create_trial(value=0.5))  # no setup: not made by hpsearch
     stores.open_storage(url).engine.dispose()
     yield root
     fuzz.release_folder(root)
@@ -212,6 +214,7 @@ def folder(tmp_path):
     (["lenet", "--warm-start", "nosuch"], "no study 'nosuch' in sqlite:///made.db"),
     (["lenet", "--warm-start", "other-net"], "study 'other-net' searched net28, not lenet"),
     (["lenet", "--warm-start", "empty"], "has no completed trial above chance"),
+    (["lenet", "--warm-start", "good,foreign"], "study 'foreign' was not made by hpsearch"),
     (["lenet", "--warm-start", "made,lenet"], "a study cannot warm-start from itself"),
     (["lab-lenet", "--warm-start", "made"], "lab-lenet runs the lab's rows"),
     (["lenet", "--warm-start", " , "], "--warm-start needs study names"),
@@ -233,11 +236,11 @@ def test_a_study_that_exists_keeps_its_warm_start(folder):
     add(study, "complete", {"optimizer": "adam", "lr_adam": 0.003, "batch_size": 64,
                             "epochs": 1}, [0.7])
     warm.check_sources(url, "seeded", ("made",), "lenet")  # the same: it continues
-    for sources, told in ((("good",), "warm-started from made: give --warm-start made"),
+    for sources, told in ((("good",), "was warm-started from made: give --warm-start made"),
                           (("made", "good"), "--warm-start made to continue it")):
         with pytest.raises(Exception, match=told):
             warm.check_sources(url, "seeded", sources, "lenet")
-    with pytest.raises(Exception, match="warm-started from nothing"):
+    with pytest.raises(Exception, match="was not warm-started: leave --warm-start out"):
         warm.check_sources(url, "other-net", ("made",), "lenet")
 
 

@@ -57,10 +57,12 @@ def check_sources(url: str, study_name: str, sources: tuple[str, ...], network: 
                              f"{stores.redact(url)}; name finished studies of {network} there "
                              f"(optuna studies --storage URL lists them)")
         made_for = StudySetup.of(source).network
+        if made_for is None:
+            raise UsageError(f"--warm-start {name}: study {name!r} was not made by hpsearch "
+                             f"(it stores no setup); name a study of {network} that was")
         if made_for != network:
-            raise UsageError(f"--warm-start {name}: study {name!r} searched "
-                             f"{made_for or 'no network hpsearch made'}, not {network}; "
-                             f"warm starts come from studies of the same network")
+            raise UsageError(f"--warm-start {name}: study {name!r} searched {made_for}, not "
+                             f"{network}; warm starts come from studies of the same network")
         if not best_trials(source, 1):
             raise UsageError(f"--warm-start {name}: study {name!r} has no completed trial "
                              f"above chance to start from")
@@ -69,12 +71,13 @@ def check_sources(url: str, study_name: str, sources: tuple[str, ...], network: 
         return
     done = existing.user_attrs.get(ATTR)
     before = tuple(done["sources"]) if done else ()
-    if before != sources:
-        raise UsageError(f"--warm-start seeds a new study; {study_name!r} exists with "
-                         f"{len(existing.trials)} trials, warm-started from "
-                         f"{', '.join(before) or 'nothing'}: give --warm-start "
-                         f"{','.join(before) or '(nothing)'} to continue it, or a new "
-                         f"--study-name")
+    if before == sources:
+        return
+    how = (f"was warm-started from {', '.join(before)}: give --warm-start {','.join(before)}"
+           if before else "was not warm-started: leave --warm-start out")
+    raise UsageError(f"--warm-start seeds a new study; {study_name!r} exists with "
+                     f"{len(existing.trials)} trials and {how} to continue it, or give a new "
+                     f"--study-name")
 
 
 def best_trials(study: optuna.Study, n: int) -> list[FrozenTrial]:
