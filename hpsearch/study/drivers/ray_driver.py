@@ -257,7 +257,7 @@ def watch(fleet: Fleet, study: optuna.Study, stop: StopFlag, progress: output.Pr
 def say_new(study: optuna.Study, seen: set[int], progress: output.Progress,
             console: Console) -> None:
     for t in study.get_trials(deepcopy=False, states=FINISHED):
-        if t.number not in seen:
+        if t.number not in seen and output.COPIED not in t.user_attrs:  # a warm start's copy
             seen.add(t.number)
             console.say(f"{progress.line(study, t)}  on {t.user_attrs.get('node', '?')}")
 
