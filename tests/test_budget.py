@@ -378,6 +378,9 @@ def test_the_labs_baseline_fits_into_each_network_space():
                                                 if p.name in params})
         assert config.optimizer == "sgd" and config.epochs == 4
         assert "epochs 10 -> 4" in moved
+        # A knob a space searches (net28's label smoothing) keeps the lab's value in trial 0.
+        assert (config.schedule, config.warmup, config.label_smoothing, config.augment) == (
+            "constant", 0.0, 0.0, "none"), network
 
 
 @pytest.mark.slow
