@@ -35,7 +35,7 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch.engine.config import CHANCE, TrainConfig
+from hpsearch.engine.config import CHANCE, TRAIN_IMAGES, TrainConfig
 from hpsearch.files import write_atomic
 from hpsearch.study import space as spaces
 from hpsearch.study.output import COPIED, FINISHED
@@ -125,7 +125,8 @@ def run_flaml(plan: PeerPlan, seed: int, arrays, device, say) -> dict:
     from hpsearch.engine.train import train
 
     space = read_space(plan.network, None)
-    most = plan.train_subset or 60_000 - plan.val_size
+    full = TRAIN_IMAGES - plan.val_size  # the whole training split
+    most = plan.train_subset or full
     splits: dict[int, object] = {}
     trials: list[dict] = []
     start = time.perf_counter()
@@ -134,8 +135,7 @@ def run_flaml(plan: PeerPlan, seed: int, arrays, device, say) -> dict:
         n = min(int(config.get("sample_size", most)), most)
         if n not in splits:
             splits[n] = data.make_splits(arrays, device, val_size=plan.val_size, seed=seed,
-                                         train_subset=None if n >= 60_000 - plan.val_size
-                                         else n)
+                                         train_subset=None if n >= full else n)
         params = {k: v for k, v in config.items() if k != "sample_size"}
         cfg = TrainConfig(model=space.network, seed=seed,
                           **spaces.suggest(optuna.trial.FixedTrial(params), space))

@@ -76,7 +76,8 @@ def test_a_passing_load_does_not_decide_the_cost_and_the_plan_says_it_varied(mon
     assert loaded.spread == pytest.approx(30.0)
     opts, space = lenet_space()
     plan = plans.make_plan(space, loaded, plans.workload(space, opts.fidelity), 4, MEDIAN)
-    text = budgets.plan_text(budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, loaded, plan),
+    text = budgets.plan_text(budgets.Prepared(opts.fidelity, opts.extent, opts.search, space,
+                                              loaded, plan),
                              CPU, None)
     assert "the timed steps varied 30.0x" in text and "takes the fastest" in text
     steady = dataclasses.replace(loaded, spread=1.1)

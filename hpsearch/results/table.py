@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.engine import config
+from hpsearch.study.output import COPIED, WARM_START
 
 LAB_COLUMNS = ("optimizer", "lr", "epochs", "batch size", "workers", "total loss",
                "total accuracy", "run time (s)")
@@ -122,12 +123,12 @@ def row(t: FrozenTrial) -> dict:
 
 def copied(attrs: dict) -> str | None:
     """A warm start's copy: which study's trial it is (hpsearch/study/warm.py)."""
-    return f"copied from {attrs['copied_from']}" if "copied_from" in attrs else None
+    return f"copied from {attrs[COPIED]}" if COPIED in attrs else None
 
 
 def queued(attrs: dict) -> str | None:
     """A warm start's queued best: where it came from."""
-    return f"warm start: best of {attrs['warm_start']}" if "warm_start" in attrs else None
+    return f"warm start: best of {attrs[WARM_START]}" if WARM_START in attrs else None
 
 
 def is_lab(trials: list[FrozenTrial]) -> bool:
