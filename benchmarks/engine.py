@@ -60,7 +60,7 @@ from benchmarks.options import parse_args
 from hpsearch.cli.common import check_writable, run_main
 from hpsearch.errors import UsageError
 from hpsearch.files import write_atomic
-from hpsearch.engine.config import TrainConfig
+from hpsearch.engine.config import SEED_LIMIT, TrainConfig
 from hpsearch.engine.device import pick_device, resolve_precision
 from hpsearch.engine.train import train
 
@@ -478,7 +478,11 @@ def make_peer_plan(args: argparse.Namespace):
     if len(names) != 1 or names[0] not in PEER_BUDGETS:
         raise UsageError(f"--peer and --warm-check take one network in --networks: "
                          f"{' or '.join(PEER_BUDGETS)}, got {args.networks!r}")
-    return peer.PeerPlan(names[0], args.budget or PEER_BUDGETS[names[0]], args.seeds)
+    if args.first_seed + args.seeds > SEED_LIMIT:
+        raise UsageError(f"--first-seed {args.first_seed} with --seeds {args.seeds} runs past the "
+                         f"last seed, {SEED_LIMIT - 1}")
+    return peer.PeerPlan(names[0], args.budget or PEER_BUDGETS[names[0]], args.seeds,
+                         first_seed=args.first_seed)
 
 
 def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:

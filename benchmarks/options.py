@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpsearch.cli.common import duration, parser, positive
+from hpsearch.cli.common import duration, parser, positive, seed
 
 NETWORKS = ("lenet", "net28", "resnet", "alexnet_small")  # engine.FULL_CASES, in that order
 FIDELITY_FORM = "NETWORK:TRIALS:TRAIN:VAL:EPOCHS, e.g. lenet:20:20000:5000:10"
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None, prog: str = "scripts/bench") -> argparse.
     p.add_argument("--seeds", type=positive(int, "--seeds", 100), default=5, metavar="S",
                    help="with --search: study seeds per configuration (default 5); with "
                         "--knobs, --peer or --warm-check: training or study seeds (give 3)")
+    p.add_argument("--first-seed", type=seed("--first-seed"), default=0, metavar="N",
+                   help="with --peer or --warm-check: study seeds N..N+S-1 (default 0), to add "
+                        "seeds to an earlier run")
     p.add_argument("--search-at", metavar="FIDELITY",
                    help="with --search: this fidelity instead of the standard ones, "
                         f"{FIDELITY_FORM}")

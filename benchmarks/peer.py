@@ -49,12 +49,13 @@ MIN_SAMPLE = 5_000  # FLAML's smallest training-set size
 class PeerPlan:
     network: str
     budget: float  # seconds, each arm
-    seeds: int  # study seeds 0..seeds-1
+    seeds: int  # how many study seeds, first_seed onwards
     confirm_seeds: int = 3
     warm_from: float = 120.0  # seconds of the study a warm start starts from
     fixed: tuple[str, ...] = ()  # hpsearch study flags fixing the fidelity (tiny runs)
     train_subset: int | None = None  # the whole split, else this many images (tiny runs)
     val_size: int = 10_000
+    first_seed: int = 0
 
 
 TINY = PeerPlan("net28", 45.0, 1, confirm_seeds=1, warm_from=40.0,
@@ -221,7 +222,7 @@ def run(plan: PeerPlan, peer: bool, warm: bool, out_path: Path, doc: dict, say) 
     doc["peer"] = {"network": plan.network, "budget_s": plan.budget, "peer": "flaml" if peer
                    else None, "warm_check": warm, "seeds": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(plan.seeds):
+        for seed in range(plan.first_seed, plan.first_seed + plan.seeds):
             doc["peer"]["seeds"].append(run_seed(plan, seed, Path(tmp), peer, warm, arrays,
                                                  device, say))
             doc["peer"]["written"] = datetime.datetime.now().isoformat(timespec="seconds")

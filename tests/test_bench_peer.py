@@ -78,7 +78,11 @@ def test_flaml_tunes_on_hpsearch_training_and_its_winner_is_confirmed(arrays):
 
 def test_peer_plan_takes_one_known_network_and_needs_flaml():
     plan = make_peer_plan(parse_args(["--warm-check", "--networks", "net28", "--seeds", "2"]))
-    assert (plan.network, plan.budget, plan.seeds) == ("net28", 1200.0, 2)
+    assert (plan.network, plan.budget, plan.seeds, plan.first_seed) == ("net28", 1200.0, 2, 0)
+    plan = make_peer_plan(parse_args(["--peer", "flaml", "--first-seed", "1", "--seeds", "2"]))
+    assert (plan.first_seed, plan.seeds) == (1, 2)
+    with pytest.raises(UsageError, match="runs past the last seed, 4294967295"):
+        make_peer_plan(parse_args(["--warm-check", "--first-seed", "4294967294", "--seeds", "3"]))
     plan = make_peer_plan(parse_args(["--warm-check", "--budget", "5m"]))
     assert (plan.network, plan.budget) == ("lenet", 300.0)
     for networks in ("resnet", "lenet,net28"):
