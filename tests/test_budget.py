@@ -425,7 +425,9 @@ def test_a_budgeted_study_resumed_keeps_its_fidelity_and_spends_only_the_rest(tm
     again = run_cli("hpsearch.study", "lenet", "--budget", "25s", *small)
     assert again.returncode == 0, again.stderr
     left = float(again.stdout.split("budget 25 s, ")[1].split(" s of it left")[0])
-    assert left <= 25 - spent + 0.5  # what the first run's trials spent is gone
+    # What the first run's trials spent is gone. Under load its last trial can run past the
+    # budget (a prediction is not a promise), leaving nothing: 0 s, not less.
+    assert left <= max(25 - spent, 0.0) + 0.5
     assert optuna.load_study(study_name="lenet", storage=url).user_attrs["setup"] == chosen
 
 
