@@ -8,6 +8,7 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.study.output import WARM_START
 from hpsearch.study.pruners import EpochMedianPruner, epoch_budget
 from hpsearch.study.search import make_pruner
 
@@ -15,14 +16,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 START = datetime.datetime(2026, 1, 1)
 
 
-def frozen(curve: list[float], epochs: int, state=TrialState.COMPLETE, number=0) -> FrozenTrial:
+def frozen(curve: list[float], epochs: int, state=TrialState.COMPLETE, number=0,
+           user_attrs: dict | None = None) -> FrozenTrial:
     """A trial given EPOCHS epochs whose val accuracy after epoch e is CURVE[e - 1]."""
     return FrozenTrial(
         number=number, state=state, value=curve[-1] if state == TrialState.COMPLETE else None,
         values=None, datetime_start=START,
         datetime_complete=START if state == TrialState.COMPLETE else None,
         params={"epochs": epochs}, distributions={"epochs": IntDistribution(1, 30)},
-        user_attrs={}, system_attrs={},
+        user_attrs=user_attrs or {}, system_attrs={},
         intermediate_values={e: v for e, v in enumerate(curve, start=1)}, trial_id=number)
 
 
@@ -83,7 +85,7 @@ def test_nothing_is_pruned_before_three_trials_have_completed():
 
 def test_the_pruner_is_chosen_by_name_and_its_budget_read_from_the_config():
     pruner = make_pruner("epoch-median", 20, warmup_epochs=4)
-    assert isinstance(pruner, EpochMedianPruner) and pruner.warmup_epochs == 4
+    assert isinstance(pruner.inner, EpochMedianPruner) and pruner.inner.warmup_epochs == 4
     t = frozen([0.5], 7)
     assert epoch_budget(t) == 7
     fixed = FrozenTrial(number=0, state=TrialState.RUNNING, value=None, values=None,
@@ -111,3 +113,22 @@ def test_hyperband_starts_its_first_rung_after_the_warm_up():
     assert make_pruner("hyperband", 8)._min_resource == 1
     assert make_pruner("hyperband", 8, warmup_epochs=2)._min_resource == 3
     assert make_pruner("hyperband", 2, warmup_epochs=2)._max_resource == 4
+
+
+@pytest.mark.parametrize("name", ["median", "epoch-median"])
+def test_a_warm_starts_queued_bests_are_not_the_median_a_new_trial_is_judged_by(name):
+    """Queued bests (the top of an earlier study) at 0.85 by epoch 2 would prune a trial at
+    0.80 there; the median is of the study's own sample (the baseline and its own trials)."""
+    pruner = make_pruner(name, 10, warmup_epochs=1)
+    best = [0.80, 0.85, 0.86, 0.87, 0.88, 0.88, 0.89, 0.89, 0.89, 0.89]
+    study = study_of((ADAM, 10))  # the lab's baseline
+    for n in range(1, 4):
+        study.add_trial(frozen(best, 10, number=n, user_attrs={WARM_START: f"first trial {n}"}))
+    trial = frozen([0.70, 0.80], 10, TrialState.RUNNING)
+    assert pruner.inner.prune(study, trial)  # what the median rule alone says
+    assert not pruner.prune(study, trial)  # 1 sampled trial finished: too few to judge by
+    for curve in ([0.6, 0.79] + ADAM[2:], [0.1, 0.5] + ADAM[2:]):
+        study.add_trial(frozen(curve, 10))
+    # The sample's median at epoch 2 is 0.78 (ADAM, 0.79, 0.5): 0.80 stays, 0.75 goes.
+    assert not pruner.prune(study, trial) and pruner.inner.prune(study, trial)
+    assert pruner.prune(study, frozen([0.70, 0.75], 10, TrialState.RUNNING))

@@ -4,7 +4,10 @@ completed trial at epoch e, from the first epoch on. On LeNet that went wrong th
 (40-trial study, full data): SGD at the lab's own good setting sits at chance for its first
 epochs, so every SGD trial was pruned at epoch 1; and trials pruned after 70% or more of their
 epochs, within 0.005-0.017 of the best, had spent most of their cost for nothing, judged
-against trials of other lengths (whose cosine schedules, say, were further along)."""
+against trials of other lengths (whose cosine schedules, say, were further along).
+
+Either median rule judges a trial against a sample of the study's own search: the best
+configurations a warm start queued are left out of it (SampledOnly)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import statistics
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.study.output import WARM_START
 
 
 def epoch_budget(trial: FrozenTrial) -> int | None:
@@ -59,3 +64,31 @@ class EpochMedianPruner(optuna.pruners.BasePruner):
         if study.direction == StudyDirection.MAXIMIZE:
             return max(values) < median
         return min(values) > median
+
+
+class SampledOnly(optuna.pruners.BasePruner):
+    """INNER, a median rule, reading the study without the trials a warm start queued (user
+    attr warm_start). Those are the best of an earlier study, not a sample of this one: left
+    in, they become the median at epoch 2, few new trials finish to lower it again, and a
+    10-minute lenet study warm-started from a 2-minute one pruned 46 of its 50 trials
+    (BENCHMARKS.md). Trials copied from earlier studies stay: they are a search's sample."""
+
+    def __init__(self, inner: optuna.pruners.BasePruner):
+        self.inner = inner
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return self.inner.prune(_WithoutQueued(study), trial)
+
+
+class _WithoutQueued:
+    """STUDY as a pruner reads it (get_trials, direction), less its queued bests."""
+
+    def __init__(self, study: optuna.Study):
+        self._study = study
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+                if WARM_START not in t.user_attrs]
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)

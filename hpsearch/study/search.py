@@ -8,7 +8,7 @@ import optuna
 from hpsearch.study import space as spaces
 from hpsearch.errors import UsageError
 from hpsearch.study.options import Search
-from hpsearch.study.pruners import EpochMedianPruner
+from hpsearch.study.pruners import EpochMedianPruner, SampledOnly
 
 
 def startup_trials(planned: int | None) -> int:
@@ -55,13 +55,15 @@ def grid_of(space: spaces.Space) -> dict[str, list]:
 def make_pruner(name: str, max_epochs: int, warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
     """A pruner by NAME whose steps are 1-based epochs; epochs 1..WARMUP_EPOCHS of a trial are
     never judged. Median: a trial whose best val accuracy so far is below the median of the
-    completed trials at the same epoch stops, once 3 trials have completed; most of what it
-    saves is trials at chance from their first epochs on (scripts/bench, BENCHMARKS.md)."""
+    completed trials at the same epoch stops, once 3 trials have completed (a warm start's
+    queued bests not counted); most of what it saves is trials at chance from their first
+    epochs on (scripts/bench, BENCHMARKS.md)."""
     if name == "median":
         # Optuna judges a step from n_warmup_steps on; our steps start at 1.
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_epochs + 1)
+        return SampledOnly(optuna.pruners.MedianPruner(n_startup_trials=3,
+                                                       n_warmup_steps=warmup_epochs + 1))
     if name == "epoch-median":
-        return EpochMedianPruner(n_startup_trials=3, warmup_epochs=warmup_epochs)
+        return SampledOnly(EpochMedianPruner(n_startup_trials=3, warmup_epochs=warmup_epochs))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=warmup_epochs + 1,

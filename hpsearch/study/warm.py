@@ -14,7 +14,9 @@ Two things carry over, each only where it is sound:
   ranges as the lab's baseline is (a 3-epoch trial of a 2-minute study becomes 5 epochs in a
   5-20 range), are queued right after the baseline, unless a copy already holds that run. A
   2-minute and a 10-minute --budget study usually pick different fidelities, and then only
-  these carry over: a value measured on other data would mislead the sampler.
+  these carry over: a value measured on other data would mislead the sampler. The median
+  pruners leave them out of their median (pruners.SampledOnly): the top of another study is
+  not a sample of this one.
 
 What was done is stored in the study (user attr `warm_start`), shown in the plan, the report
 and the dashboard note."""
