@@ -104,3 +104,19 @@ def test_knob_gains_are_paired_by_seed_against_the_base():
     assert "| up | 0.8700 ± 0.0557 | +0.0200 ± 0.0100 | yes | 2.00x |" in knobs.table(
         [{"network": "lenet", "base": knobs.TINY[0].base.__dict__, "train_subset": 500,
           "val_size": 200, "seeds": 3, "rows": rows}])
+
+
+@pytest.mark.parametrize("first", ["-1", "x", "4294967294"])
+def test_a_bad_first_seed_is_one_line_exit_2_and_writes_nothing(first, tmp_path, capsys):
+    from benchmarks.engine import main
+    from hpsearch.cli.common import run_main
+
+    out = tmp_path / "peer.json"
+    argv = ["--warm-check", "--first-seed", first, "--seeds", "3", "--out", str(out)]
+    try:
+        code = run_main(lambda: main(argv))  # as scripts/bench runs it
+    except SystemExit as exc:  # argparse refuses a value that is no seed at all
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "--first-seed" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
