@@ -168,6 +168,21 @@ def test_a_pruner_warm_up_shrinks_the_planned_saving_to_the_epochs_it_still_cuts
                                                                           "float32")[2]
 
 
+def test_each_fidelity_a_budget_weighs_carries_its_own_warm_up_in_images_seen():
+    """lenet's 1-epoch warm-up at 50,000 images is 3 epochs at 20,000 and 5 at 10,000: the
+    plan at each prices the saving that warm-up leaves."""
+    opts, _ = lenet_space()
+    shares = {}
+    for n, warm in ((None, 1), (20_000, 3), (10_000, 5)):
+        fid = Fidelity(train_subset=n, max_epochs=10)
+        space = lenet_at(fid)
+        plan = plans.make_plan(space, cost_of(), plans.workload(space, fid), 20,
+                               choices(opts.search, space, fid.train_images()))
+        assert plan.warmup_epochs == warm
+        shares[n] = plan.pruned_share
+    assert shares[None] < shares[20_000] < shares[10_000] <= 1.0
+
+
 @pytest.mark.slow
 def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     opts = parse(["lenet", "--budget", "10m"])
@@ -175,7 +190,7 @@ def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
     def total(fid):
         space = lenet_at(fid)
         return plans.make_plan(space, cost_of(), plans.workload(space, fid), 20,
-                               choices(opts.search, space)).total(pruned=True)
+                               choices(opts.search, space, fid.train_images())).total(pruned=True)
 
     def work(fid):
         return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
@@ -193,6 +208,36 @@ def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
                               lambda size: cost_of())
 
 
+def test_a_small_budget_gives_fewer_trials_that_outlast_the_warm_up_than_more_that_cannot():
+    """lenet's warm-up is 1 epoch of 50,000 images. At 2 minutes on this cost, every fidelity
+    that holds 20 trials ends them inside that warm-up; the budget takes the one with the most
+    work that holds MIN_TRIALS trials past it instead."""
+    opts = parse(["lenet", "--budget", "2m"])
+    cost = cost_of(step=0.01, evals=1e-5)
+
+    def judged_and_total(fid, trials):
+        space = lenet_at(fid)
+        work = plans.workload(space, fid)
+        used = choices(opts.search, space, work.train_images)
+        plan = plans.make_plan(space, cost, work, trials, used)
+        return sum(work.epochs) / 2 > used.warmup_epochs, plan.total(pruned=True)
+
+    def fits(fid, trials):  # outlasts the warm-up, and TRIALS of it fit
+        judged, total = judged_and_total(fid, trials)
+        return judged and total <= 120
+
+    def work(fid):
+        return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
+
+    every = plans.candidates(opts.fidelity, "lenet")
+    twenty = [c for c in every if judged_and_total(c, 20)[1] <= 120]
+    assert twenty and not any(fits(c, 20) for c in twenty)
+    chosen = plans.choose_fidelity(opts.fidelity, opts.search, opts.extent, lenet_at,
+                                   lambda size: cost)
+    assert fits(chosen, plans.MIN_TRIALS)
+    assert not any(fits(c, plans.MIN_TRIALS) for c in every if work(c) > work(chosen))
+
+
 def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
     one = Fidelity(max_epochs=1)
     capped = lenet_at(one)
@@ -203,7 +248,7 @@ def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
     # work than any longer cap that fits: a longer cap on less data is still chosen.
     budget = 1.01 * plans.make_plan(capped, cost_of(), plans.workload(capped, one), 20,
                                     spaces.SearchDefaults(pruner="none")).total(pruned=True)
-    opts = parse(["lenet", "--pruner", "none"])
+    opts = parse(["lenet", "--pruner", "none", "--warmup-epochs", "0"])
     chosen = plans.choose_fidelity(opts.fidelity, opts.search, Extent(budget=budget),
                                    lenet_at, lambda size: cost_of())
     work = plans.workload(lenet_at(chosen), chosen)

@@ -8,21 +8,25 @@ import time
 import optuna
 import pytest
 import torch
+from hypothesis import given, strategies as st
 from optuna.trial import TrialState
 
 from conftest import ROOT, run_cli
 from hpsearch.study import space as spaces
-from hpsearch.engine.config import CHANCE
+from hpsearch.engine.config import CHANCE, MIN_SPLIT, TRAIN_IMAGES
 from hpsearch.study.objective import Objective
 from hpsearch.cli.study import parse
 from hpsearch.study.output import quiet_optuna
-from hpsearch.study.search import choices, make_pruner
+from hpsearch.study.search import WARMUP_IMAGES, choices, make_pruner, warmup_at
+
+FULL = WARMUP_IMAGES  # the default split's training images
 
 # A study sized for tests: 1,000 training images, 1,000 validation images, 2 epochs.
 SMALL = ["--train-subset", "1000", "--val-size", "1000", "--max-epochs", "2", "--quiet"]
 
 
-SHIPPED_LENET_SEARCH = {"sampler": "tpe", "pruner": "median", "warmup_epochs": 1}
+# lenet.toml's [search]: its 1-epoch warm-up at 50,000 images is 50 epochs at SMALL's 1,000.
+SHIPPED_LENET_SEARCH = {"sampler": "tpe", "pruner": "median", "warmup_epochs": 50}
 
 
 def states(url: str, name: str) -> list[str]:
@@ -108,14 +112,26 @@ def test_the_last_epoch_is_never_pruned(arrays):
 def test_the_search_is_the_command_lines_else_the_space_files():
     """Lab studies run every epoch unless told otherwise; a flag beats the file's [search]."""
     lab = spaces.load(ROOT / "hpsearch" / "studies" / "lab-lenet.toml")
-    assert choices(parse(["lab-lenet"]).search, lab).pruner == "none"
-    assert choices(parse(["lab-lenet", "--pruner", "median"]).search, lab).pruner == "median"
+    assert choices(parse(["lab-lenet"]).search, lab, FULL).pruner == "none"
+    assert choices(parse(["lab-lenet", "--pruner", "median"]).search, lab,
+                   FULL).pruner == "median"
     lenet = spaces.load(ROOT / "hpsearch" / "studies" / "lenet.toml")
-    assert choices(parse(["lenet"]).search, lenet) == lenet.search
+    assert choices(parse(["lenet"]).search, lenet, FULL) == lenet.search
     given = choices(parse(["lenet", "--sampler", "random", "--pruner", "hyperband",
-                           "--warmup-epochs", "0"]).search, lenet)
+                           "--warmup-epochs", "0"]).search, lenet, 2_000)
     assert given == spaces.SearchDefaults("random", "hyperband", 0)
-    assert choices(parse(["lenet", "--two-objectives"]).search, lenet).pruner == "none"
+    assert choices(parse(["lenet", "--two-objectives"]).search, lenet, FULL).pruner == "none"
+    # The file's warm-up is counted in images seen; --warmup-epochs N is N epochs.
+    assert choices(parse(["lenet"]).search, lenet, 20_000).warmup_epochs == 3
+    assert choices(parse(["lenet", "--warmup-epochs", "1"]).search, lenet,
+                   20_000).warmup_epochs == 1
+
+
+@given(epochs=st.integers(0, 50), images=st.integers(MIN_SPLIT, TRAIN_IMAGES - MIN_SPLIT))
+def test_a_warm_up_in_epochs_covers_the_images_of_the_full_split_and_no_more(epochs, images):
+    warm = warmup_at(epochs, images)
+    assert warm * images >= epochs * WARMUP_IMAGES
+    assert warm == 0 or (warm - 1) * images < epochs * WARMUP_IMAGES
 
 
 def test_divergence_reaches_the_sampler_as_chance_and_the_study_goes_on(arrays):

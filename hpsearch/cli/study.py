@@ -81,7 +81,8 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                         "budget, never in a trial's last 30%%")
     p.add_argument("--warmup-epochs", type=common.whole("--warmup-epochs"), metavar="N",
                    help="the pruner never judges a trial's first N epochs (default: the space "
-                        "file's [search] warmup_epochs, else 0)")
+                        "file's [search] warmup_epochs, counted in epochs of 50,000 images: "
+                        "as many images seen at a subset; else 0)")
     p.add_argument("--two-objectives", action="store_true",
                    help="maximise val accuracy and minimise training seconds (a Pareto front; "
                         "no pruning)")

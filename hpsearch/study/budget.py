@@ -116,7 +116,7 @@ def prepare(raw: spaces.Space, fid: Fidelity, search: Search, extent: Extent,
     space = with_precision(at_fidelity(raw, fid), precision)
     cost = cost_model(space, device, study)
     plan = plans.make_plan(space, cost, plans.workload(space, fid), trials,
-                           choices(search, space))
+                           choices(search, space, fid.train_images()))
     return Prepared(fid, extent, search, space, cost, plan)
 
 

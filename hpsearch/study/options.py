@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpsearch.engine.config import DEFAULT_VAL_SIZE
+from hpsearch.engine.config import DEFAULT_VAL_SIZE, TRAIN_IMAGES
 from hpsearch.study.defaults import HEARTBEAT_SECONDS
 
 
@@ -65,6 +65,11 @@ class Fidelity:
     resize: int | None = None  # None: the space's, else the network's own size
     max_epochs: int | None = None  # None: the space's epoch range as it is
     precision: str | None = None  # None: the space's, else auto
+
+    def train_images(self) -> int:
+        """The images each trial trains on: the subset, at most what the split leaves."""
+        most = TRAIN_IMAGES - self.val_size
+        return min(self.train_subset or most, most)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def open_study(where: Store, search: Search, fid: Fidelity, storage, space: spac
     (at_fidelity), its precision resolved (with_precision)."""
     setup = study_setup(search, fid, space)
     directions = list(TWO_OBJECTIVES) if search.two_objectives else ["maximize"]
-    used = choices(search, space)
+    used = choices(search, space, fid.train_images())
     pruner = make_pruner(used.pruner, max_epochs_of(space), used.warmup_epochs)
     study = optuna.create_study(study_name=where.study_name, storage=storage,
                                 load_if_exists=True, pruner=pruner, directions=directions)

@@ -3,8 +3,11 @@ trials whose steps are 1-based epochs."""
 
 from __future__ import annotations
 
+import math
+
 import optuna
 
+from hpsearch.engine.config import DEFAULT_VAL_SIZE, TRAIN_IMAGES
 from hpsearch.study import space as spaces
 from hpsearch.errors import UsageError
 from hpsearch.study.options import Search
@@ -74,15 +77,30 @@ def make_pruner(name: str, max_epochs: int, warmup_epochs: int = 0) -> optuna.pr
     return optuna.pruners.NopPruner()
 
 
-def choices(search: Search, space: spaces.Space) -> spaces.SearchDefaults:
-    """The sampler, pruner and warm-up a study uses: the command line's, else the space
-    file's [search] (lab studies: no pruner)."""
+# The training images a space file's warm-up is counted at: the default split's (50,000).
+WARMUP_IMAGES = TRAIN_IMAGES - DEFAULT_VAL_SIZE
+
+
+def warmup_at(epochs: int, train_images: int) -> int:
+    """A warm-up of EPOCHS epochs of WARMUP_IMAGES, in epochs of TRAIN_IMAGES: as many images
+    seen before the pruner judges. What keeps a trial from being judged at chance is the
+    steps it has taken: lenet's plain SGD leaves chance by epoch 2 at 50,000 images, but at
+    20,000 a 1-epoch warm-up left 2-4 trials of 11-13 at chance, and 3 epochs left none
+    (BENCHMARKS.md)."""
+    return math.ceil(epochs * WARMUP_IMAGES / train_images) if epochs else 0
+
+
+def choices(search: Search, space: spaces.Space, train_images: int) -> spaces.SearchDefaults:
+    """The sampler, pruner and warm-up a study whose trials train on TRAIN_IMAGES uses: the
+    command line's, else the space file's [search] (lab studies: no pruner). --warmup-epochs
+    counts epochs as they are; the space file's warm-up is counted in images (warmup_at)."""
     own = space.search
     # A two-objective study reports no epochs (Optuna prunes one objective only).
     pruner = search.pruner or ("none" if search.two_objectives else own.pruner)
-    return spaces.SearchDefaults(
-        sampler=search.sampler or own.sampler, pruner=pruner,
-        warmup_epochs=own.warmup_epochs if search.warmup_epochs is None else search.warmup_epochs)
+    warmup = (warmup_at(own.warmup_epochs, train_images) if search.warmup_epochs is None
+              else search.warmup_epochs)
+    return spaces.SearchDefaults(sampler=search.sampler or own.sampler, pruner=pruner,
+                                 warmup_epochs=warmup)
 
 
 def max_epochs_of(space: spaces.Space) -> int:

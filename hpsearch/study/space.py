@@ -22,7 +22,8 @@ otherwise (the defaults the search benchmark chose for the network):
     [search]
     sampler = "tpe"
     pruner = "epoch-median"
-    warmup_epochs = 2           # epochs 1..2 of a trial are never judged by the pruner
+    warmup_epochs = 2           # epochs 1..2 of a trial are never judged by the pruner, at
+                                # 50,000 images; at a subset, as many images (search.warmup_at)
 
 A lab file (studies/lab-*.toml) instead holds the lab's baseline and the values it tried for
 each factor, one factor at a time:
