@@ -31,7 +31,7 @@ from hpsearch.study.options import Extent, Fidelity, Search
 from hpsearch.study.search import choices
 
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
-MIN_TRIALS = 10  # the fewest it holds where the fidelities with more end inside the warm-up
+MIN_TRIALS = 12  # the fewest it holds where the fidelities with more end inside the warm-up
 SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
 # Share of an unpruned study's seconds that a pruned one spends. Median: 0.60, measured by
 # scripts/bench over a 20-trial lenet study judged from epoch 1 (BENCHMARKS.md); the others are
@@ -258,9 +258,11 @@ def choose_fidelity(fid: Fidelity, search: Search, extent: Extent, space_of,
     # of the search, and rank configurations by how fast they start, not where they end.
     priced.sort(key=lambda p: (p.fidelity.max_epochs != 1, p.work), reverse=True)
     # A trial that ends inside the warm-up has not seen the images the space file says it
-    # needs before it can be judged: lenet's 2-minute main job at 10,000 images and 3 epochs
-    # (warm-up 5) left 7-8 of 18-21 trials at chance, best val 0.77-0.78; at 10 epochs, 0 of
-    # 8, 0.85 (BENCHMARKS.md). Fewer trials that learn beat more that cannot.
+    # needs before it can be judged: lenet's 2-minute main job on a float32 CPU at 10,000
+    # images and 3 epochs (warm-up 5) left 23 of 60 trials at chance over 3 seeds; at 10,000
+    # and 5-10 epochs, 1 of 21, best val 0.821 against 0.775 (BENCHMARKS.md). Fewer trials
+    # that learn beat more that cannot; MIN_TRIALS of 10 took 50,000 images and 3 epochs,
+    # where 5-6 trials ran (the cost model is optimistic there) and best val fell to 0.785.
     for trials, judged_only in ((want, True), (min(want, MIN_TRIALS), True), (want, False)):
         for p in priced:
             if (p.judged or not judged_only) and trials * p.trial + p.extra <= budget:
