@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None, prog: str = "scripts/bench") -> int:
     elif args.signals:
         from benchmarks import signals
 
-        doc["signals"] = signals.check(2 if args.tiny else 20, say)
+        doc["signals"] = signals.check(2 if args.tiny else 20, say, warm_span=not args.tiny)
         report = signals.table(doc["signals"])
     elif args.peer or args.warm_check:
         from benchmarks import peer

@@ -105,8 +105,10 @@ def one(name: str, argv: list[str], cwd: Path, delay: float, sig: int) -> dict:
             "stderr_tail": err[-40:] if hung or proc.returncode not in (0, 130) else []}
 
 
-def check(runs: int, say, seed: int = 0) -> list[dict]:
-    """RUNS signalled runs of each command; one summary per command."""
+def check(runs: int, say, seed: int = 0, warm_span: bool = True) -> list[dict]:
+    """RUNS signalled runs of each command; one summary per command. The span the signals
+    are drawn from is a second, warm run's (WARM_SPAN), else the first's (quicker; a few
+    more runs finish before their signal)."""
     rng = random.Random(seed)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +121,7 @@ def check(runs: int, say, seed: int = 0) -> list[dict]:
             raise RuntimeError(f"the study to signal could not be made: {base.stderr[-500:]}")
         for name, argv in commands(url).items():
             spans = []
-            for _ in range(2):  # the second, warm (data prepared, files cached), is the span
+            for _ in range(2 if warm_span else 1):  # the second is warm (data prepared)
                 reset(url)
                 started = time.monotonic()
                 hpsearch(argv, cwd).wait()

@@ -85,6 +85,36 @@ def test_a_passing_load_does_not_decide_the_cost_and_the_plan_says_it_varied(mon
         budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, steady, plan), CPU, None)
 
 
+def test_a_kept_timing_is_reused_unless_the_machine_is_quieter_now(tmp_path, monkeypatch):
+    """The first plan of a key times it; later ones read the kept cost without timing, unless
+    the machine is quieter now than when it was timed (then the cheaper of both is kept)."""
+    monkeypatch.setenv("HPSEARCH_COSTS", str(tmp_path / "costs.json"))
+    timed, load = [], {"now": 1.0}
+    busy = dataclasses.replace(cost_of(), busy=1.0)
+
+    def measure(*args):
+        timed.append(args)
+        return busy if len(timed) == 1 else cost_of(step=0.005)
+
+    monkeypatch.setattr(costs, "measure", measure)
+    monkeypatch.setattr(costs, "busy_now", lambda: load["now"])
+
+    def plan_cost():
+        plans.measured_cost.cache_clear()  # a new process
+        return plans.measured_cost("lenet", 28, "float32", "cpu", (64, 128))
+
+    try:
+        assert plan_cost() == busy and len(timed) == 1
+        load["now"] = 0.9  # about as busy: the kept timing stands
+        assert plan_cost() == busy and len(timed) == 1
+        load["now"] = 0.1  # quieter: timed again, and the cheaper one kept from now on
+        assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 2
+        load["now"] = 1.0
+        assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 2
+    finally:
+        plans.measured_cost.cache_clear()
+
+
 def test_this_machines_fastest_timing_is_kept_and_a_slower_one_is_said(tmp_path):
     """A lasting load (another study training on the same cores) slows every repeat of a
     timing; the cheapest cost this machine measured for the key is kept and used, and the plan

@@ -147,7 +147,7 @@ def measure(network: str, size: int, precision: str, device: torch.device,
             batch_sizes: tuple[int, int]) -> StepCost:
     """Time training steps at both BATCH_SIZES and an evaluation batch on DEVICE; of the timed
     repeats, the fastest counts."""
-    busy = os.getloadavg()[0] / (os.cpu_count() or 1)  # before our own steps count in it
+    busy = busy_now()  # before our own steps count in it
     timings = []
     for batch in batch_sizes:
         cfg = TrainConfig(model=network, optimizer="sgd", lr=1e-6, batch_size=batch,
@@ -199,6 +199,27 @@ def cached_costs(file: Path) -> dict:
         return json.loads(file.read_text())
     except (OSError, ValueError):
         return {}  # none yet, or unreadable: measure again
+
+
+QUIETER = 0.25  # load average per core by which a machine must be quieter now to time again
+
+
+def kept(file: Path, key: str, busy_now: float) -> StepCost | None:
+    """The cost FILE keeps under KEY, unless there is none or the machine is quieter now
+    (load average per core BUSY_NOW) than when it was timed, so that timing again may find
+    it cheaper. The kept cost is the cheapest this machine measured, which a plan uses
+    whatever a new timing says; timing again cost ~10 s of every study (11 of a tiny net28
+    study's 22 s, 12 of the main job's 2 minutes) to change at most a note."""
+    held = cached_costs(file)
+    if key not in held:
+        return None
+    cost = StepCost.from_json(held[key])
+    return None if busy_now < cost.busy - QUIETER else cost
+
+
+def busy_now() -> float:
+    """This machine's load average per core (1 minute)."""
+    return os.getloadavg()[0] / (os.cpu_count() or 1)
 
 
 def remember(file: Path, key: str, cost: StepCost) -> StepCost:

@@ -96,13 +96,14 @@ def measured_batches(space: spaces.Space) -> tuple[int, int]:
 @cache
 def measured_cost(network: str, size: int, precision: str, device: str,
                   batches: tuple[int, int]) -> costs.StepCost:
-    """The cost model, measured once per process for each key, and the cheapest this machine
-    has measured for it kept and used (engine.cost's cache: a lasting load on the machine
-    does not decide the plan)."""
+    """The cost model: the cheapest this machine has kept for this key (engine.cost's cache: a
+    lasting load on the machine does not decide the plan), timed only when none is kept or
+    the machine is quieter now than when it was."""
     dev = torch.device(device)
     key = f"{costs.machine_key(dev)}|{network}@{size}/{precision}/{device}/batch {batches}"
-    return costs.remember(costs.costs_file(), key,
-                          costs.measure(network, size, precision, dev, batches))
+    file = costs.costs_file()
+    return costs.kept(file, key, costs.busy_now()) or costs.remember(
+        file, key, costs.measure(network, size, precision, dev, batches))
 
 
 def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Workload) -> list[float]:
