@@ -111,6 +111,13 @@ def test_a_kept_timing_is_reused_unless_the_machine_is_quieter_now(tmp_path, mon
         assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 2
         load["now"] = 1.0
         assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 2
+        # An entry another version wrote (a field this one lacks) is timed again, not a crash.
+        file = tmp_path / "costs.json"
+        held = json.loads(file.read_text())
+        held = {k: {**v, "renamed_field": 1} for k, v in held.items()}
+        file.write_text(json.dumps(held))
+        assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 3
+        assert "renamed_field" not in file.read_text()
     finally:
         plans.measured_cost.cache_clear()
 

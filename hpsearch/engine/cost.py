@@ -210,11 +210,17 @@ def kept(file: Path, key: str, busy_now: float) -> StepCost | None:
     it cheaper. The kept cost is the cheapest this machine measured, which a plan uses
     whatever a new timing says; timing again cost ~10 s of every study (11 of a tiny net28
     study's 22 s, 12 of the main job's 2 minutes) to change at most a note."""
-    held = cached_costs(file)
-    if key not in held:
+    cost = _held(cached_costs(file), key)
+    return None if cost is None or busy_now < cost.busy - QUIETER else cost
+
+
+def _held(held: dict, key: str) -> StepCost | None:
+    """HELD's cost under KEY; None when there is none or it does not read as one (written by
+    another version of hpsearch, or by hand): a cache missed, timed again and overwritten."""
+    try:
+        return StepCost.from_json(held[key])
+    except (KeyError, TypeError, ValueError):
         return None
-    cost = StepCost.from_json(held[key])
-    return None if busy_now < cost.busy - QUIETER else cost
 
 
 def busy_now() -> float:
@@ -226,8 +232,8 @@ def remember(file: Path, key: str, cost: StepCost) -> StepCost:
     """COST kept in FILE under KEY unless a cheaper one is there; returns the cheaper (with
     how much slower COST was, when that is the kept one)."""
     held = cached_costs(file)
-    if key in held:
-        old = StepCost.from_json(held[key])
+    old = _held(held, key)
+    if old is not None:
         if sum(old.step_s) <= sum(cost.step_s):
             return replace(old, slower_now=sum(cost.step_s) / sum(old.step_s))
     held[key] = cost.to_json()
