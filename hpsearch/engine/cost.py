@@ -204,14 +204,14 @@ def cached_costs(file: Path) -> dict:
 QUIETER = 0.25  # load average per core by which a machine must be quieter now to time again
 
 
-def kept(file: Path, key: str, busy_now: float) -> StepCost | None:
+def kept(file: Path, key: str, load: float) -> StepCost | None:
     """The cost FILE keeps under KEY, unless there is none or the machine is quieter now
-    (load average per core BUSY_NOW) than when it was timed, so that timing again may find
+    (load average per core LOAD, busy_now()) than when it was timed, so that timing again may find
     it cheaper. The kept cost is the cheapest this machine measured, which a plan uses
     whatever a new timing says; timing again cost ~10 s of every study (11 of a tiny net28
     study's 22 s, 12 of the main job's 2 minutes) to change at most a note."""
     cost = _held(cached_costs(file), key)
-    return None if cost is None or busy_now < cost.busy - QUIETER else cost
+    return None if cost is None or load < cost.busy - QUIETER else cost
 
 
 def _held(held: dict, key: str) -> StepCost | None:
