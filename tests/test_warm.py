@@ -128,6 +128,46 @@ def test_other_data_copies_nothing_and_queues_the_best_brought_into_range(tmp_pa
     assert all(output.COPIED not in t.user_attrs for t in study.trials)
 
 
+@pytest.mark.parametrize("epochs", ["type = \"int\"\nlow = 1\nhigh = 10",
+                                    "type = \"categorical\"\nchoices = [2, 3, 8]"])
+def test_each_sources_best_is_queued_at_the_longest_epochs_and_the_rest_at_their_own(
+        tmp_path, epochs):
+    path = tmp_path / "lenet-long.toml"
+    path.write_text(SPACE.replace('type = "int"\nlow = 1\nhigh = 3', epochs))
+    longer = spaces.load(path)
+    most = 10 if "int" in epochs else 8
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    source_study(url)
+    source_study(url, "src2")
+    study, claim = target(url, "new", train_subset=5000)
+    doc = warm.apply(study, longer, ("src", "src2"), stores.open_storage(url), claim)
+    queued = doc["queued"]
+    # src's best (trial 0, 3 epochs) at the longest; its 2nd and 3rd as they ran. src2 holds
+    # the same runs: only its promoted best would differ, and that one is queued already.
+    assert [q["from"] for q in queued] == ["src trial 0 (0.7900)", "src trial 2 (0.7200)",
+                                           "src trial 3 (0.6600)"]
+    assert [q["params"]["epochs"] for q in queued] == [most, 2, 3]
+    assert queued[0]["moved"] == [f"epochs 3 -> {most} {output.PROMOTED}"]
+    assert queued[1]["moved"] == queued[2]["moved"] == []
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [q["params"] for q in queued]
+    assert output.warm_start_line(doc).endswith(
+        "3 of their best configurations queued after the baseline, 1 at the most epochs a "
+        "trial trains here")
+
+
+def test_a_best_copied_as_it_ran_is_queued_again_only_at_the_longest_epochs(tmp_path):
+    path = tmp_path / "lenet-long.toml"
+    path.write_text(SPACE.replace("high = 3\n", "high = 6\n"))
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    source_study(url)
+    study, claim = target(url, "new")  # the same data: every finished run is copied
+    doc = warm.apply(study, spaces.load(path), ("src",), stores.open_storage(url), claim)
+    assert doc["copied"] == {"src": 6}
+    assert [(q["from"], q["params"]["epochs"]) for q in doc["queued"]] == [
+        ("src trial 0 (0.7900)", 6)]
+
+
 def test_a_warm_start_is_done_once_and_after_the_baseline(tmp_path, space):
     url = f"sqlite:///{tmp_path / 'w.db'}"
     source_study(url)

@@ -15,6 +15,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # the sampler and the pruner, but this study did not run it.
 COPIED = "copied_from"
 WARM_START = "warm_start"  # the study's user attr: what its warm start did (study/warm.py)
+# How a queued best moved to the most epochs a trial trains here says so (study/warm.py).
+PROMOTED = "(the longest here)"
 
 from hpsearch.study import storage as stores
 from hpsearch.units import fmt_seconds
@@ -35,9 +37,11 @@ def warm_start_line(doc: dict) -> str:
                      if copied is not None else
                      f"{name}: nothing copied (other data, arithmetic or objectives)")
     queued = len(doc["queued"])
+    longest = sum(PROMOTED in " ".join(q["moved"]) for q in doc["queued"])
     return (f"warm start from {', '.join(doc['sources'])} ({'; '.join(parts)}); "
             f"{queued} of their best configuration{'s' if queued != 1 else ''} queued "
-            f"after the baseline")
+            f"after the baseline" + (f", {longest} at the most epochs a trial trains here"
+                                     if longest else ""))
 
 
 def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
