@@ -245,34 +245,59 @@ def test_a_budget_picks_the_most_training_work_that_holds_twenty_trials():
                               lambda size: cost_of())
 
 
-def test_a_small_budget_gives_fewer_trials_that_outlast_the_warm_up_than_more_that_cannot():
-    """lenet's warm-up is 1 epoch of 50,000 images. At 2 minutes on this cost, every fidelity
-    that holds 20 trials ends them inside that warm-up; the budget takes the one with the most
-    work that holds MIN_TRIALS trials past it instead."""
+def past_and_total(opts, cost, fid, trials):
+    """How far trials of lenet at FID get past the warm-up, and TRIALS' pruned seconds."""
+    space = lenet_at(fid)
+    work = plans.workload(space, fid)
+    used = choices(opts.search, space, work.train_images)
+    plan = plans.make_plan(space, cost, work, trials, used)
+    return plans.past_warmup(work.epochs, used.warmup_epochs), plan.total(pruned=True)
+
+
+def lenet_work(fid):
+    return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
+
+
+@pytest.mark.parametrize("step,past", [(0.005, plans.JUDGED), (0.01, plans.THROUGH)])
+def test_a_small_budget_gives_fewer_trials_that_outlast_the_warm_up_than_more_that_cannot(
+        step, past):
+    """lenet's warm-up is 1 epoch of 50,000 images. At 2 minutes on these costs, every
+    fidelity that holds 20 trials ends them inside that warm-up or where the pruner cannot
+    judge them; the budget takes the one with the most work that holds MIN_TRIALS trials the
+    pruner judges past it (step 0.005 s), else whose median trial trains past it (0.01 s)."""
     opts = parse(["lenet", "--budget", "2m"])
-    cost = cost_of(step=0.01, evals=1e-5)
+    cost = cost_of(step=step, evals=1e-5)
 
-    def judged_and_total(fid, trials):
-        space = lenet_at(fid)
-        work = plans.workload(space, fid)
-        used = choices(opts.search, space, work.train_images)
-        plan = plans.make_plan(space, cost, work, trials, used)
-        return sum(work.epochs) / 2 > used.warmup_epochs, plan.total(pruned=True)
-
-    def fits(fid, trials):  # outlasts the warm-up, and TRIALS of it fit
-        judged, total = judged_and_total(fid, trials)
-        return judged and total <= 120
-
-    def work(fid):
-        return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
+    def fits(fid, trials, level):  # gets LEVEL past the warm-up, and TRIALS of it fit
+        got, total = past_and_total(opts, cost, fid, trials)
+        return got >= level and total <= 120
 
     every = plans.candidates(opts.fidelity, "lenet")
-    twenty = [c for c in every if judged_and_total(c, 20)[1] <= 120]
-    assert twenty and not any(fits(c, 20) for c in twenty)
+    assert any(fits(c, 20, 0) for c in every)
+    assert not any(fits(c, 20, plans.JUDGED) for c in every)
+    # At 0.005 s what the rule before took: 20 trials the pruner cannot judge.
+    assert any(fits(c, 20, plans.THROUGH) for c in every) is (past == plans.JUDGED)
+    assert any(fits(c, plans.MIN_TRIALS, plans.JUDGED) for c in every) is (past == plans.JUDGED)
     chosen = plans.choose_fidelity(opts.fidelity, opts.search, opts.extent, lenet_at,
                                    lambda size: cost)
-    assert fits(chosen, plans.MIN_TRIALS)
-    assert not any(fits(c, plans.MIN_TRIALS) for c in every if work(c) > work(chosen))
+    assert fits(chosen, plans.MIN_TRIALS, past)
+    assert past_and_total(opts, cost, chosen, 1)[0] == past
+    assert not any(fits(c, plans.MIN_TRIALS, past) for c in every
+                   if lenet_work(c) > lenet_work(chosen))
+
+
+@pytest.mark.parametrize("epochs,warmup,past", [
+    ((5, 10), 5, plans.JUDGED),   # 10,000 images: each trial through the warm-up, median judged
+    ((5, 6), 5, plans.THROUGH),   # each through it, but none judged: 6 is its last epoch
+    ((5, 20), 10, plans.THROUGH),  # 5,000 images: the shortest ends inside the warm-up
+    ((3, 3), 5, 0),               # 10,000 images, 3 epochs: all inside it
+    ((5, 6), 3, plans.JUDGED),    # 20,000 images
+    ((3, 3), 1, plans.JUDGED),    # 50,000 images, 3 epochs: judged at epoch 2
+    ((1, 1), 0, plans.THROUGH),   # one epoch: its last, never judged
+    ((2, 3), 0, plans.JUDGED)])
+def test_trials_are_judged_past_the_warm_up_when_each_trains_through_it_and_the_median_can_be(
+        epochs, warmup, past):
+    assert plans.past_warmup(epochs, warmup) == past
 
 
 def test_one_epoch_trials_save_nothing_by_pruning_and_come_last():
