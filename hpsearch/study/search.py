@@ -108,6 +108,5 @@ def max_epochs_of(space: spaces.Space) -> int:
     most = space.fixed.get("epochs", 1)
     for p in space.params:
         if p.field == "epochs":
-            d = p.distribution
-            most = max(most, max(d.choices) if hasattr(d, "choices") else d.high)
+            most = max(most, spaces.highest(p.distribution))
     return max([most] + [r["epochs"] for r in space.lab_rows])

@@ -374,6 +374,11 @@ def _lab_space(path: Path, network: str, fixed: dict, doc: dict) -> Space:
     return Space(path, network, params, fixed, tuple(rows), tuple(labels), LAB_SEARCH)
 
 
+def highest(d: optuna.distributions.BaseDistribution):
+    """The largest value distribution D takes: its range's top, or its largest choice."""
+    return max(d.choices) if hasattr(d, "choices") else d.high
+
+
 def cap_epochs(space: Space, max_epochs: int) -> Space:
     """The same space with no trial training more than MAX_EPOCHS epochs (to size a study
     for a CPU). Ranges and choices are clipped, so the stored params say what was trained.

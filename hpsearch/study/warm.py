@@ -131,8 +131,7 @@ def at_longest(space: spaces.Space, params: dict, moved: list[str],
     epochs = next((p for p in space.params if p.field == "epochs" and p.name in params), None)
     if epochs is None:
         return params, moved
-    d = epochs.distribution
-    most = max(d.choices) if hasattr(d, "choices") else d.high
+    most = spaces.highest(epochs.distribution)
     if params[epochs.name] == most:
         return params, moved
     kept = [m for m in moved if not m.startswith("epochs ")]
