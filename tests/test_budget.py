@@ -100,7 +100,7 @@ def test_a_kept_timing_is_reused_unless_the_machine_is_quieter_now(tmp_path, mon
     monkeypatch.setattr(costs, "busy_now", lambda: load["now"])
 
     def plan_cost():
-        plans.kept_cost.cache_clear()  # a new process
+        plans.measured_cost.cache_clear()  # a new process
         return plans.measured_cost("lenet", 28, "float32", "cpu", (64, 128))
 
     try:
@@ -119,7 +119,7 @@ def test_a_kept_timing_is_reused_unless_the_machine_is_quieter_now(tmp_path, mon
         assert plan_cost().step_s == (0.005, 0.01) and len(timed) == 3
         assert "renamed_field" not in file.read_text()
     finally:
-        plans.kept_cost.cache_clear()
+        plans.measured_cost.cache_clear()
 
 
 def test_this_machines_fastest_timing_is_kept_and_a_slower_one_is_said(tmp_path):
@@ -386,79 +386,6 @@ def test_predictions_are_calibrated_by_the_studys_own_trials(tmp_path):
     assert budgets.predictor(prepared, study)(cfg) == pytest.approx(uncalibrated(cfg) * factor)
 
 
-def test_what_trials_took_against_the_kept_timing_is_learned_for_the_next_plan(tmp_path,
-                                                                             monkeypatch):
-    """The kept timing is the fastest this machine ever measured, and a shared machine's trials
-    run slower than that. A study's finished trials say by how much; the next plan counts the
-    median of what the last LESSONS studies found, against whatever timing is kept then."""
-    monkeypatch.setenv("HPSEARCH_COSTS", str(tmp_path / "costs.json"))
-    monkeypatch.setattr(costs, "measure", lambda *args: cost_of())
-    monkeypatch.setattr(costs, "busy_now", lambda: 0.0)
-    url = f"sqlite:///{tmp_path}/lessons.db"
-    opts, space = lenet_space()  # the whole training split: trials of tens of seconds
-    key_args = ("lenet", 28, "float32", "cpu", plans.measured_batches(space))
-
-    def prepared(cost):
-        plan = plans.make_plan(space, cost, plans.workload(space, opts.fidelity), 5, MEDIAN)
-        return budgets.Prepared(opts.fidelity, opts.extent, opts.search, space, cost, plan)
-
-    def study_that_took(name, ratio, cost, count=3):
-        """A study planned with COST whose COUNT trials each took RATIO times its model."""
-        study = optuna.create_study(study_name=name, storage=url, direction="maximize",
-                                    load_if_exists=True)
-        predict = budgets.predictor(prepared(cost))
-        for _ in range(count):
-            add_trained(study, 6, ratio * predict(TrainConfig(model="lenet", epochs=6,
-                                                              batch_size=128)))
-        return study
-
-    def learned(name, ratio, cost, count=3):
-        budgets.learn(prepared(cost), study_that_took(name, ratio, cost, count), url, CPU)
-        return plans.measured_cost(*key_args)
-
-    plans.kept_cost.cache_clear()
-    try:
-        fresh = plans.measured_cost(*key_args)
-        assert (fresh.ran_over, fresh.lessons) == (1.0, 0)
-        assert budgets.timing_notes(fresh) == []
-        once = learned("a", 1.5, fresh)
-        assert (once.ran_over, once.lessons) == (pytest.approx(1.5), 1)
-        assert costs.run_seconds(once, 6, 50_000, 10_000, 128) == pytest.approx(
-            1.5 * costs.run_seconds(fresh, 6, 50_000, 10_000, 128))
-        assert budgets.timing_notes(once) == [
-            "  trials here took 1.50x what these timings say (as the last study on this "
-            "machine found): the plan counts that"]
-        # Planned with what was learned, trials that ran as predicted confirm 1.5x, rather than
-        # compounding it.
-        assert learned("b", 1.0, once).ran_over == pytest.approx(1.5)
-        assert learned("c", 2.5 / 1.5, once).lessons == 3  # 1.5, 1.5, 2.5: the median 1.5
-        # A resumed study replaces its own lesson: c's trials now 2.5, 2.5, 2.5, 3, 3, 3, 3.
-        again = learned("c", 3.0 / 1.5, once, count=4)
-        assert (again.ran_over, again.lessons) == (pytest.approx(1.5), 3)
-        for name in "defgh":
-            latest = learned(name, 2.0, fresh)
-        assert (latest.ran_over, latest.lessons) == (pytest.approx(2.0), costs.LESSONS)
-        # Too little to learn from: two trials, or trials shorter than LESSON_SHORTEST_S.
-        assert learned("i", 3.0, fresh, count=2).ran_over == pytest.approx(2.0)
-        short = study_that_took("j", 1.0, fresh, count=0)
-        for _ in range(5):
-            add_trained(short, 1, budgets.LESSON_SHORTEST_S - 1)
-        budgets.learn(prepared(fresh), short, url, CPU)
-        assert plans.measured_cost(*key_args).ran_over == pytest.approx(2.0)
-        # What was learned holds against a cheaper timing kept later: trials took what they
-        # took, so against steps half as long they took twice as many times those.
-        key = plans.cache_key(*key_args)
-        costs.remember(costs.costs_file(), key, cost_of(step=0.005))
-        plans.kept_cost.cache_clear()
-        assert plans.measured_cost(*key_args).ran_over == pytest.approx(4.0)
-        # Lessons that do not read as such (another version, a hand edit) are none.
-        held = json.loads(costs.costs_file().read_text())
-        costs.costs_file().write_text(json.dumps({**held, f"{key}|lessons": ["x"]}))
-        assert plans.measured_cost(*key_args).lessons == 0
-    finally:
-        plans.kept_cost.cache_clear()
-
-
 class Stub:
     def __init__(self):
         self.calls = 0
@@ -609,25 +536,6 @@ def test_a_budgeted_study_resumed_keeps_its_fidelity_and_spends_only_the_rest(tm
     # budget (a prediction is not a promise), leaving nothing: 0 s, not less.
     assert left <= max(25 - spent, 0.0) + 0.5
     assert optuna.load_study(study_name="lenet", storage=url).user_attrs["setup"] == chosen
-
-
-@pytest.mark.slow
-def test_a_study_run_leaves_its_lesson_for_the_next_plan(tmp_path, monkeypatch):
-    """The study command keeps what its trials took against the plan's timing (a test's tiny
-    trials counted, LESSON_SHORTEST_S 0), and the next new study's plan counts it."""
-    monkeypatch.setenv("HPSEARCH_COSTS", str(tmp_path / "costs.json"))
-    monkeypatch.setattr(budgets, "LESSON_SHORTEST_S", 0.0)
-    tiny = ["--trials", "3", "--storage", f"sqlite:///{tmp_path}/l.db", "--train-subset", "500",
-            "--val-size", "500", "--max-epochs", "1", "--quiet"]
-    first = run_cli("hpsearch.study", "lenet", *tiny)
-    assert first.returncode == 0, first.stderr
-    assert "trials here took" not in first.stdout
-    held = json.loads((tmp_path / "costs.json").read_text())
-    lessons = [v for k, v in held.items() if k.endswith("|lessons")]
-    assert len(lessons) == 1 and len(lessons[0]) == 1
-    second = run_cli("hpsearch.study", "lenet", *tiny, "--study-name", "next")
-    assert second.returncode == 0, second.stderr
-    assert "trials here took" in second.stdout and "(as the last study on this" in second.stdout
 
 
 @pytest.mark.slow

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -58,8 +57,6 @@ class StepCost:
     measured: str = ""  # when (ISO date and time)
     slower_now: float = 1.0  # this run's timing / the kept one's, where the kept one is used
     augment_s_per_image: float = 0.0  # the heaviest augmentation (crop-flip), per image
-    ran_over: float = 1.0  # what trials here took against this timing (1: not yet learned)
-    lessons: int = 0  # the studies ran_over was learned from (learn)
 
     def step_seconds(self, batch_size: int) -> float:
         """Seconds per training step: the line through the two measured points (at least the
@@ -82,12 +79,12 @@ def run_seconds(cost: StepCost, epochs: int, n_train: int, n_val: int, batch_siz
                 augment: str = "none") -> float:
     """Predicted seconds of one trial: setup, then per epoch every training step (with its
     AUGMENTation, priced at the heaviest's) and the evaluation of the validation images, plus
-    the study's bookkeeping; all of it times what trials here took against the timing."""
+    the study's bookkeeping."""
     steps = math.ceil(n_train / batch_size)
     epoch = steps * cost.step_seconds(batch_size) + n_val * cost.eval_s_per_image
     if augment != "none":
         epoch += n_train * cost.augment_s_per_image
-    return cost.ran_over * (TRIAL_OVERHEAD_S + cost.setup_s + epochs * (epoch + EPOCH_OVERHEAD_S))
+    return TRIAL_OVERHEAD_S + cost.setup_s + epochs * (epoch + EPOCH_OVERHEAD_S)
 
 
 def random_splits(n_train: int, n_val: int, device: torch.device, seed: int = 0) -> data.Splits:
@@ -246,50 +243,3 @@ def remember(file: Path, key: str, cost: StepCost) -> StepCost:
     except OSError:
         pass  # a cache that cannot be written is a cache missed, not an error
     return cost
-
-
-# --- what trials took against the kept timing -------------------------------------------------
-# The kept cost is the fastest this machine ever timed, and a shared machine's trials run slower
-# than that: 1.3-1.75x on a 2-core AMD EPYC, where the 2-minute budget planned ~13 trials and
-# 6-10 ran (BENCHMARKS.md). Each study's own finished trials measure by how much
-# (budget.calibration); what the last LESSONS studies found is kept beside the timing, and the
-# next plan counts their median.
-LESSONS = 5
-
-
-def _lessons(held: dict, key: str) -> dict[str, float]:
-    """study id -> the sum of step seconds its trials ran at, oldest first ({} when none, or
-    when what is kept does not read as that)."""
-    found = held.get(f"{key}|lessons")
-    if not isinstance(found, dict):
-        return {}
-    try:
-        return {str(k): float(v) for k, v in found.items() if float(v) > 0}
-    except (TypeError, ValueError):
-        return {}
-
-
-def learn(file: Path, key: str, study_id: str, ratio: float, cost: StepCost) -> None:
-    """Keep in FILE that the trials of study STUDY_ID took RATIO times what COST (its plan's
-    cost model, itself maybe learned) predicted, as the step seconds that would have predicted
-    them; a resumed study replaces its own lesson, and the LESSONS latest are kept."""
-    held = cached_costs(file)
-    lessons = _lessons(held, key)
-    lessons.pop(study_id, None)
-    lessons[study_id] = ratio * cost.ran_over * sum(cost.step_s)
-    held[f"{key}|lessons"] = dict(list(lessons.items())[-LESSONS:])
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(file, json.dumps(held, indent=1))
-    except OSError:
-        pass  # a lesson that cannot be kept is a plan as optimistic as before, not an error
-
-
-def with_lessons(file: Path, key: str, cost: StepCost) -> StepCost:
-    """COST times what trials here took against it: the median of the lessons FILE keeps under
-    KEY, against COST's own step seconds (COST itself when there are none)."""
-    lessons = list(_lessons(cached_costs(file), key).values())
-    if not lessons:
-        return cost
-    return replace(cost, ran_over=statistics.median(lessons) / sum(cost.step_s),
-                   lessons=len(lessons))

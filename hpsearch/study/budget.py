@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -76,9 +75,7 @@ def between(low: costs.StepCost, high: costs.StepCost, size: int) -> costs.StepC
 
     return dataclasses.replace(low, size=size,
                                step_s=tuple(mix(a, b) for a, b in zip(low.step_s, high.step_s)),
-                               eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image),
-                               ran_over=mix(low.ran_over, high.ran_over),
-                               lessons=max(low.lessons, high.lessons))
+                               eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image))
 
 
 def existing_study(where: Store, storage) -> optuna.Study | None:
@@ -173,44 +170,14 @@ def calibration(study: optuna.Study, model) -> float:
     end (1 until there are two). Timed steps on a small random split can miss what a
     full-size split costs: full-data net28 trials ran 18-39% over the model (BENCHMARKS.md);
     the study's own trials correct that from the third trial on."""
-    ratios = measured_over_modelled(study, model)
+    ratios = [t.duration.total_seconds() / model(TrainConfig(**t.user_attrs["config"]))
+              for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.user_attrs.get("status") == "completed" and "config" in t.user_attrs
+              and COPIED not in t.user_attrs and t.duration and t.duration.total_seconds() > 0]
     if len(ratios) < 2:
         return 1.0
     low, high = CALIBRATION_RANGE
     return min(max(statistics.median(ratios), low), high)
-
-
-def measured_over_modelled(study: optuna.Study, model, shortest: float = 0.0) -> list[float]:
-    """Measured / modelled seconds of each of STUDY's trials that trained to their end in at
-    least SHORTEST seconds (copies of another study's trials left out)."""
-    return [t.duration.total_seconds() / model(TrainConfig(**t.user_attrs["config"]))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") == "completed" and "config" in t.user_attrs
-            and COPIED not in t.user_attrs and t.duration
-            and t.duration.total_seconds() > shortest]
-
-
-# A trial this short is mostly set-up and bookkeeping, which says little of what its steps
-# cost; the main job's trials take 6-20 s on a 2-core CPU, a test's tiny ones under 2 s.
-LESSON_SHORTEST_S = 5.0
-LESSON_TRIALS = 3  # the fewest such trials a study's lesson is drawn from
-
-
-def learn(prepared: Prepared, study: optuna.Study, url: str, device: torch.device) -> None:
-    """Keep, beside this machine's timing of the study's cost model, what STUDY's trials
-    (from URL) took against that model, so that the next plan counts it (plan.measured_cost);
-    nothing where fewer than LESSON_TRIALS trials trained to their end for long enough."""
-    ratios = measured_over_modelled(study, predictor(prepared), LESSON_SHORTEST_S)
-    if len(ratios) < LESSON_TRIALS:
-        return
-    low, high = CALIBRATION_RANGE
-    ratio = min(max(statistics.median(ratios), low), high)
-    space = prepared.space
-    size = space.fixed.get("resize") or models.spec(space.network).default_size
-    key = plans.cache_key(space.network, size, space.fixed["precision"], str(device),
-                          plans.measured_batches(space))
-    study_id = hashlib.sha256(f"{url}|{study.study_name}".encode()).hexdigest()[:16]
-    costs.learn(costs.costs_file(), key, study_id, ratio, prepared.cost)
 
 
 def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
@@ -235,14 +202,9 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
 
 
 def timing_notes(cost: costs.StepCost) -> list[str]:
-    """What the plan says of its timings: what earlier studies' trials took against them, and
-    where they were not clean, repeats that disagreed, a machine busy while they ran, a timing
-    slower than this machine's fastest of it."""
+    """What the plan says of its timings when they were not clean: repeats that disagreed,
+    a machine busy while they ran, a timing slower than this machine's fastest of it."""
     notes = []
-    if cost.lessons:
-        studies = "study" if cost.lessons == 1 else f"{cost.lessons} studies"
-        notes.append(f"  trials here took {cost.ran_over:.2f}x what these timings say (as the "
-                     f"last {studies} on this machine found): the plan counts that")
     if cost.slower_now > costs.DISAGREE:
         notes.append(f"  timed {cost.slower_now:.1f}x slower now than this machine's fastest "
                      f"timing of it ({cost.measured}; another process busy?): the plan uses "

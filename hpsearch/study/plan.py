@@ -94,33 +94,17 @@ def measured_batches(space: spaces.Space) -> tuple[int, int]:
     return min(sizes), min(2 * min(sizes), max(sizes))
 
 
+@cache
 def measured_cost(network: str, size: int, precision: str, device: str,
                   batches: tuple[int, int]) -> costs.StepCost:
-    """The cost model: the cheapest timing this machine has kept for this key (kept_cost),
-    times what trials here took against it, as the studies before this one learned
-    (budget.learn; read each time, as a study in this process may just have learned)."""
-    key = cache_key(network, size, precision, device, batches)
-    return costs.with_lessons(costs.costs_file(), key,
-                              kept_cost(network, size, precision, device, batches))
-
-
-@cache
-def kept_cost(network: str, size: int, precision: str, device: str,
-              batches: tuple[int, int]) -> costs.StepCost:
-    """The cheapest timing this machine has kept for this key (engine.cost's cache: a lasting
-    load on the machine does not decide the plan), timed only when none is kept or the
-    machine is quieter now than when it was."""
-    key = cache_key(network, size, precision, device, batches)
+    """The cost model: the cheapest this machine has kept for this key (engine.cost's cache: a
+    lasting load on the machine does not decide the plan), timed only when none is kept or
+    the machine is quieter now than when it was."""
+    dev = torch.device(device)
+    key = f"{costs.machine_key(dev)}|{network}@{size}/{precision}/{device}/batch {batches}"
     file = costs.costs_file()
     return costs.kept(file, key, costs.busy_now()) or costs.remember(
-        file, key, costs.measure(network, size, precision, torch.device(device), batches))
-
-
-def cache_key(network: str, size: int, precision: str, device: str,
-              batches: tuple[int, int]) -> str:
-    """The key of a cost model in this machine's cache (engine.cost.costs_file)."""
-    machine = costs.machine_key(torch.device(device))
-    return f"{machine}|{network}@{size}/{precision}/{device}/batch {batches}"
+        file, key, costs.measure(network, size, precision, dev, batches))
 
 
 def trial_seconds(space: spaces.Space, cost: costs.StepCost, fid: Workload) -> list[float]:

@@ -101,11 +101,9 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                           hooks=trial_hooks(opts.store.url, predict, limits.deadline, live, node))
     gate = (None if limits.deadline is None else
             budgets.StartGate(space, predict, limits.deadline))
-    status = trial_loop(opts.store, study, objective, limits, claim, stop,
-                        output.Progress(tag, started, limits, prepared.plan), live, console,
-                        gate, hand_back)
-    budgets.learn(prepared, study, opts.store.url, device)  # for the next plan on this machine
-    return status
+    return trial_loop(opts.store, study, objective, limits, claim, stop,
+                      output.Progress(tag, started, limits, prepared.plan), live, console, gate,
+                      hand_back)
 
 
 def trial_hooks(url: str, predict, deadline: float | None, live: TrialWatcher | None,
