@@ -155,6 +155,32 @@ def test_quick_steps_are_timed_longer(monkeypatch):
     assert calls[0] == 2 and calls[1] * 0.001 >= costs.MEASURE_SECONDS
 
 
+def test_the_largest_batch_is_timed_where_quick_and_each_batch_priced_between_its_nearest(
+        monkeypatch):
+    """A step is not linear in the batch (lenet: 89 us an image at 128, 108-146 at 256-512),
+    so the space's largest batch is timed too where its step is quick, and each batch is read
+    off the line through the two timed sizes it lies between."""
+    monkeypatch.setattr(costs, "train", fake_train({64: 0.002, 128: 0.003, 512: 0.012}, 1e-5,
+                                                   0.1))
+    cost = costs.measure("lenet", 28, "float32", CPU, (64, 128, 512))
+    assert cost.batch_sizes == (64, 128, 512)
+    assert cost.step_s == pytest.approx((0.002, 0.003, 0.012))
+    assert cost.step_seconds(256) == pytest.approx(0.003 + 0.009 * 128 / 384)  # not 0.005
+    assert cost.step_seconds(1024) == pytest.approx(0.012 + 0.009 * 512 / 384)
+    assert cost.step_seconds(96) == pytest.approx(0.0025)
+    assert cost.step_seconds(32) == pytest.approx(0.0015)  # below: the first two's line
+    # Where the line through the first two says a step of the largest is slow, it is not
+    # timed (resnet at 96x96 on a CPU: seconds a step), and the line prices it.
+    monkeypatch.setattr(costs, "train", fake_train({64: 0.2, 128: 0.3}, 1e-5, 0.1))
+    slow = costs.measure("net28", 28, "float32", CPU, (64, 128, 512))
+    assert slow.batch_sizes == (64, 128) and slow.step_seconds(512) == pytest.approx(0.9)
+    # Between two input sizes, the batches both timed.
+    mixed = budgets.between(slow, dataclasses.replace(cost, network="net28"), 28)
+    assert mixed.batch_sizes == (64, 128) and len(mixed.step_s) == 2
+    # What a space's cost model times: its smallest batch, twice that, its largest.
+    assert plans.measured_batches(lenet_space()[1]) == (64, 128, 512)
+
+
 def lenet_space(**over):
     opts = parse(["lenet", "--storage", "sqlite:///x.db", *over.get("argv", [])])
     return opts, lenet_at(opts.fidelity)
@@ -258,13 +284,16 @@ def lenet_work(fid):
     return plans.training_work("lenet", plans.workload(lenet_at(fid), fid))
 
 
-@pytest.mark.parametrize("step,past", [(0.005, plans.JUDGED), (0.01, plans.THROUGH)])
+@pytest.mark.parametrize("step,trials,past", [(0.005, plans.MIN_TRIALS, plans.JUDGED),
+                                              (0.009, plans.FEWEST_JUDGED, plans.JUDGED),
+                                              (0.01, plans.MIN_TRIALS, plans.THROUGH)])
 def test_a_small_budget_gives_fewer_trials_that_outlast_the_warm_up_than_more_that_cannot(
-        step, past):
+        step, trials, past):
     """lenet's warm-up is 1 epoch of 50,000 images. At 2 minutes on these costs, every
     fidelity that holds 20 trials ends them inside that warm-up or where the pruner cannot
     judge them; the budget takes the one with the most work that holds MIN_TRIALS trials the
-    pruner judges past it (step 0.005 s), else whose median trial trains past it (0.01 s)."""
+    pruner judges past it (step 0.005 s), else FEWEST_JUDGED of those (0.009 s), else
+    MIN_TRIALS whose median trial trains past it (0.01 s)."""
     opts = parse(["lenet", "--budget", "2m"])
     cost = cost_of(step=step, evals=1e-5)
 
@@ -275,15 +304,17 @@ def test_a_small_budget_gives_fewer_trials_that_outlast_the_warm_up_than_more_th
     every = plans.candidates(opts.fidelity, "lenet")
     assert any(fits(c, 20, 0) for c in every)
     assert not any(fits(c, 20, plans.JUDGED) for c in every)
-    # At 0.005 s what the rule before took: 20 trials the pruner cannot judge.
-    assert any(fits(c, 20, plans.THROUGH) for c in every) is (past == plans.JUDGED)
-    assert any(fits(c, plans.MIN_TRIALS, plans.JUDGED) for c in every) is (past == plans.JUDGED)
+    if step == 0.005:  # what the rule before session 15 took: 20 trials never judged
+        assert any(fits(c, 20, plans.THROUGH) for c in every)
+    assert any(fits(c, plans.MIN_TRIALS, plans.JUDGED) for c in every) is (
+        trials == plans.MIN_TRIALS and past == plans.JUDGED)
+    assert any(fits(c, plans.FEWEST_JUDGED, plans.JUDGED) for c in every) is (
+        past == plans.JUDGED)
     chosen = plans.choose_fidelity(opts.fidelity, opts.search, opts.extent, lenet_at,
                                    lambda size: cost)
-    assert fits(chosen, plans.MIN_TRIALS, past)
+    assert fits(chosen, trials, past)
     assert past_and_total(opts, cost, chosen, 1)[0] == past
-    assert not any(fits(c, plans.MIN_TRIALS, past) for c in every
-                   if lenet_work(c) > lenet_work(chosen))
+    assert not any(fits(c, trials, past) for c in every if lenet_work(c) > lenet_work(chosen))
 
 
 @pytest.mark.parametrize("epochs,warmup,past", [

@@ -2,9 +2,9 @@
 
 A few real training steps and a few evaluation batches are timed through `train()` itself (same
 network, optimizer, precision, memory layout and progress points as a trial), on random images
-of the right shape, at two batch sizes. A step's seconds are then a fixed part plus a part per
-image, fitted through those two points; a run's seconds follow from its epochs, images and
-batch size. Measuring takes about a second for lenet and net28, ten for ResNet-18 at 96x96 on a
+of the right shape, at two batch sizes and, where its steps are quick, the space's largest. A
+step's seconds are then read off the line through the two timed points nearest its batch size;
+a run's seconds follow from its epochs, images and batch size. Measuring takes about a second for lenet and net28, ten for ResNet-18 at 96x96 on a
 2-core CPU.
 """
 
@@ -48,8 +48,8 @@ class StepCost:
     size: int
     precision: str
     device: str
-    batch_sizes: tuple[int, int]  # the two measured
-    step_s: tuple[float, float]  # seconds per training step at each
+    batch_sizes: tuple[int, ...]  # those timed, ascending: two, or three (measure)
+    step_s: tuple[float, ...]  # seconds per training step at each
     eval_s_per_image: float  # evaluation, per validation image
     setup_s: float  # per run: building the network and optimizer, the first step's warm-up
     spread: float = 1.0  # slowest / fastest of the timed repeats (1: they agreed)
@@ -59,12 +59,18 @@ class StepCost:
     augment_s_per_image: float = 0.0  # the heaviest augmentation (crop-flip), per image
 
     def step_seconds(self, batch_size: int) -> float:
-        """Seconds per training step: the line through the two measured points (at least the
-        per-image part alone: a step never gets cheaper with more images)."""
-        (b0, b1), (s0, s1) = self.batch_sizes, self.step_s
+        """Seconds per training step: the line through the two timed batch sizes that
+        BATCH_SIZE lies between (the nearest two, outside them). A step is not linear in the
+        batch: lenet's costs 108 us an image at 64, 89 at 128, 108-146 at 256-512 on a 2-core
+        CPU. Below the timed sizes, at least the per-image part alone: a step never gets
+        cheaper with more images."""
+        i = next((i for i, b in enumerate(self.batch_sizes) if b >= batch_size),
+                 len(self.batch_sizes) - 1)
+        i = min(max(i, 1), len(self.batch_sizes) - 1)
+        (b0, b1), (s0, s1) = self.batch_sizes[i - 1:i + 1], self.step_s[i - 1:i + 1]
         per_image = max((s1 - s0) / (b1 - b0), 0.0) if b1 != b0 else s0 / b0
-        fixed = max(s0 - per_image * b0, 0.0)
-        return fixed + per_image * batch_size
+        line = s0 + per_image * (batch_size - b0)
+        return max(line, per_image * batch_size) if i == 1 else line
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -143,21 +149,33 @@ def augment_seconds(batch_size: int, device: torch.device) -> float:
     return min(times) / batch_size
 
 
+# The largest batch a space trains is timed too where a step of it is predicted this quick
+# (seconds): lenet's and net28's 512 (about 2 s more to time), not resnet's at 96x96.
+LARGEST_STEP_S = 0.25
+
+
 def measure(network: str, size: int, precision: str, device: torch.device,
-            batch_sizes: tuple[int, int]) -> StepCost:
-    """Time training steps at both BATCH_SIZES and an evaluation batch on DEVICE; of the timed
-    repeats, the fastest counts."""
+            batch_sizes: tuple[int, ...]) -> StepCost:
+    """Time training steps at the first two BATCH_SIZES, at the third (the largest) where its
+    step is quick (LARGEST_STEP_S by the line through the first two), and an evaluation
+    batch, on DEVICE; of the timed repeats, the fastest counts."""
     busy = busy_now()  # before our own steps count in it
-    timings = []
+    timed, timings = [], []
     for batch in batch_sizes:
+        if len(timed) == 2:
+            line = StepCost(network, size, precision, str(device), tuple(timed),
+                            tuple(min(t.step_s) for t in timings), 0.0, 0.0)
+            if line.step_seconds(batch) > LARGEST_STEP_S:
+                break
         cfg = TrainConfig(model=network, optimizer="sgd", lr=1e-6, batch_size=batch,
                           resize=size, precision=precision)
         timing = _timed_run(cfg, 2, device)
         step = min(timing.step_s)
         if step * 3 < MEASURE_SECONDS:  # quick steps: time more of them, or noise dominates
             timing = _timed_run(cfg, math.ceil(MEASURE_SECONDS / step), device)
+        timed.append(batch)
         timings.append(timing)
-    return StepCost(network, size, precision, str(device), tuple(batch_sizes),
+    return StepCost(network, size, precision, str(device), tuple(timed),
                     tuple(min(t.step_s) for t in timings),
                     min(min(t.eval_s_per_image) for t in timings),
                     min(t.setup_s for t in timings), max(t.spread() for t in timings),

@@ -43,8 +43,8 @@ class Prepared:
 
 def cost_key(space: spaces.Space, device: torch.device) -> str:
     size = space.fixed.get("resize") or models.spec(space.network).default_size
-    low, high = plans.measured_batches(space)
-    return (f"{space.network}@{size}/{space.fixed['precision']}/{device}/batch {low},{high}/"
+    batches = ",".join(map(str, plans.measured_batches(space)))
+    return (f"{space.network}@{size}/{space.fixed['precision']}/{device}/batch {batches}/"
             f"{torch.get_num_threads()} threads")
 
 
@@ -73,8 +73,10 @@ def between(low: costs.StepCost, high: costs.StepCost, size: int) -> costs.StepC
     def mix(a: float, b: float) -> float:
         return a + t * (b - a)
 
-    return dataclasses.replace(low, size=size,
-                               step_s=tuple(mix(a, b) for a, b in zip(low.step_s, high.step_s)),
+    batches = tuple(b for b in low.batch_sizes if b in high.batch_sizes)  # both timed
+    return dataclasses.replace(low, size=size, batch_sizes=batches,
+                               step_s=tuple(mix(low.step_seconds(b), high.step_seconds(b))
+                                            for b in batches),
                                eval_s_per_image=mix(low.eval_s_per_image, high.eval_s_per_image))
 
 

@@ -8,7 +8,7 @@ lower fidelity rather than a few long ones: TPE needs its random start-up trials
 many guided ones before its proposals beat random search. But not trials that end inside the
 pruner's warm-up (the images the space says a trial needs before it can be judged), nor trials
 it cannot judge after it (past_warmup): where every fidelity that holds 20 is of those, the
-budget takes fewer, longer trials (MIN_TRIALS).
+budget takes fewer, longer trials (MIN_TRIALS, then FEWEST_JUDGED).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from hpsearch.study.search import choices
 
 TARGET_TRIALS = 20  # trials a budget must hold at the chosen fidelity (see module doc)
 MIN_TRIALS = 12  # the fewest it holds where the fidelities with more end inside the warm-up
+FEWEST_JUDGED = 10  # fewer still, where the pruner judges them, before MIN_TRIALS it cannot
 SAMPLES = 300  # configs drawn from the space to read its fastest, median and slowest trial
 # Share of an unpruned study's seconds that a pruned one spends. Median: 0.60, measured by
 # scripts/bench over a 20-trial lenet study judged from epoch 1 (BENCHMARKS.md); the others are
@@ -85,13 +86,16 @@ def sample_configs(space: spaces.Space) -> tuple[dict, ...]:
     return _SAMPLED[key]
 
 
-def measured_batches(space: spaces.Space) -> tuple[int, int]:
-    """The batch sizes the cost model times: the space's smallest and twice that (at most its
-    largest). Larger batches cost about the same per image, so the line through these two
-    points holds for them, and timing them instead would cost seconds per step on a CPU."""
+def measured_batches(space: spaces.Space) -> tuple[int, ...]:
+    """The batch sizes the cost model times: the space's smallest, twice that (at most its
+    largest), and its largest where that is more (engine.cost.measure times it only where its
+    steps are quick: on a CPU a large batch of a large network costs seconds a step). The
+    line through the first two alone priced lenet's batches of 128-512 at 0.63x what
+    50,000-image trials took (median; BENCHMARKS.md)."""
     sizes = [c.get("batch_size", TrainConfig(model=space.network).batch_size)
              for c in sample_configs(space)]
-    return min(sizes), min(2 * min(sizes), max(sizes))
+    low, high = min(sizes), max(sizes)
+    return (low, min(2 * low, high)) + ((high,) if high > 2 * low else ())
 
 
 @cache
@@ -258,8 +262,8 @@ def choose_fidelity(fid: Fidelity, search: Search, extent: Extent, space_of,
     """The candidate fidelity (around what FID fixed) whose trials the pruner judges past its
     warm-up (past_warmup) with the most training work where TARGET_TRIALS (or --trials)
     median trials, after the pruner's saving, fit into the budget of EXTENT; failing that, the
-    same with MIN_TRIALS; then MIN_TRIALS whose median trial trains past the warm-up; then any
-    candidate that holds TARGET_TRIALS; the cheapest candidate when none does, if one trial of
+    same with MIN_TRIALS, then FEWEST_JUDGED; then MIN_TRIALS whose median trial trains past
+    the warm-up; then any candidate that holds TARGET_TRIALS; the cheapest candidate when none does, if one trial of
     it fits. SPACE_OF(fid) gives the space at that fidelity, COST_AT(size) the cost model at
     that input size."""
     want, budget = extent.trials or TARGET_TRIALS, extent.budget
@@ -284,8 +288,13 @@ def choose_fidelity(fid: Fidelity, search: Search, extent: Extent, space_of,
     # and 5-10 epochs, 1 of 24, best val 0.821 against 0.775 (BENCHMARKS.md). Fewer trials
     # that learn beat more that cannot; MIN_TRIALS of 10 took 50,000 images and 3 epochs,
     # where 5-6 trials ran (the cost model is optimistic there) and best val fell to 0.785.
-    fewer = min(want, MIN_TRIALS)
-    for trials, past in ((want, JUDGED), (fewer, JUDGED), (fewer, THROUGH), (want, 0)):
+    # Where no fidelity holds MIN_TRIALS judged trials, FEWEST_JUDGED of them still beat
+    # MIN_TRIALS the pruner never judges: on a float32 CPU lenet's 2 minutes ran 11 at 10,000
+    # images and 5-10 epochs (1 pruned at chance, best val 0.8517) where 5-6 epochs left 14
+    # of 50 at chance over 3 seeds.
+    fewer, fewest = min(want, MIN_TRIALS), min(want, FEWEST_JUDGED)
+    for trials, past in ((want, JUDGED), (fewer, JUDGED), (fewest, JUDGED), (fewer, THROUGH),
+                         (want, 0)):
         for p in priced:
             if p.past >= past and trials * p.trial + p.extra <= budget:
                 return p.fidelity
