@@ -150,7 +150,8 @@ def augment_seconds(batch_size: int, device: torch.device) -> float:
 
 
 # The largest batch a space trains is timed too where a step of it is predicted this quick
-# (seconds): lenet's and net28's 512 (about 2 s more to time), not resnet's at 96x96.
+# (seconds): on a 2-core CPU lenet's 512 (about 2 s more to time), not net28's (0.3 s) nor
+# resnet's at any input size.
 LARGEST_STEP_S = 0.25
 
 
