@@ -140,6 +140,12 @@ def test_this_machines_fastest_timing_is_kept_and_a_slower_one_is_said(tmp_path)
         dataclasses.replace(quiet, busy=1.5))[0]
     file.write_text("not json")  # a broken cache is a cache missed
     assert costs.remember(file, "k", quiet) == quiet
+    # Kept with the largest batch timed too, it is compared at the two sizes always timed: a
+    # timing slower there that left the largest out does not replace it.
+    three = dataclasses.replace(faster, batch_sizes=(64, 128, 512), step_s=(0.005, 0.01, 0.06))
+    assert costs.remember(tmp_path / "three.json", "k", three) == three
+    kept = costs.remember(tmp_path / "three.json", "k", quiet)
+    assert kept.batch_sizes == (64, 128, 512) and kept.slower_now == pytest.approx(2.0)
 
 
 def test_quick_steps_are_timed_longer(monkeypatch):
