@@ -172,7 +172,10 @@ def measure(network: str, size: int, precision: str, device: torch.device,
                           resize=size, precision=precision)
         timing = _timed_run(cfg, 2, device)
         step = min(timing.step_s)
-        if step * 3 < MEASURE_SECONDS:  # quick steps: time more of them, or noise dominates
+        # Quick steps: time more of them, or noise dominates. Not the largest batch's: its
+        # steps are the longest (lenet's 512: 55 ms), and each process of `--jobs N` on a CPU
+        # times its own costs (threads differ), so 10 of them cost 12 s of a 4-job study.
+        if step * 3 < MEASURE_SECONDS and len(timed) < 2:
             timing = _timed_run(cfg, math.ceil(MEASURE_SECONDS / step), device)
         timed.append(batch)
         timings.append(timing)
