@@ -150,8 +150,8 @@ def augment_seconds(batch_size: int, device: torch.device) -> float:
 
 
 # The largest batch a space trains is timed too where a step of it is predicted this quick
-# (seconds): on a 2-core CPU lenet's 512 (about 2 s more to time), not net28's (0.3 s) nor
-# resnet's at any input size.
+# (seconds): on a 2-core CPU lenet's 512 (under a second more to time), not net28's (0.3 s)
+# nor resnet's at any input size.
 LARGEST_STEP_S = 0.25
 
 
@@ -174,7 +174,8 @@ def measure(network: str, size: int, precision: str, device: torch.device,
         step = min(timing.step_s)
         # Quick steps: time more of them, or noise dominates. Not the largest batch's: its
         # steps are the longest (lenet's 512: 55 ms), and each process of `--jobs N` on a CPU
-        # times its own costs (threads differ), so 10 of them cost 12 s of a 4-job study.
+        # times its own costs (its threads differ), so timing more of them made a 4-job tiny
+        # study 13 s slower on 2 cores.
         if step * 3 < MEASURE_SECONDS and len(timed) < 2:
             timing = _timed_run(cfg, math.ceil(MEASURE_SECONDS / step), device)
         timed.append(batch)
