@@ -132,11 +132,17 @@ def test_a_lost_node_is_told_with_its_trials_and_their_re_runs():
     node = Node("10.0.0.2", 1, 0, "n2")
     trials = [trial(0, TrialState.COMPLETE, "10.0.0.2"), trial(1, TrialState.FAIL, "10.0.0.2"),
               trial(2, TrialState.FAIL, "10.0.0.2", reason="interrupted"),
-              trial(3, TrialState.RUNNING, "10.0.0.1"), trial(4, TrialState.WAITING, None, failed=1)]
+              trial(3, TrialState.RUNNING, "10.0.0.1"),
+              trial(4, TrialState.WAITING, None, failed=1),
+              # Killed after writing its end (a reason) but not its state: failed and re-run
+              # by the heartbeat all the same.
+              trial(5, TrialState.FAIL, "10.0.0.2", reason="pruned after epoch 1"),
+              trial(6, TrialState.WAITING, None, failed=5)]
     lost = cluster.lost_trials(node, trials)
-    assert [t.number for t in lost] == [1]
+    assert [t.number for t in lost] == [1, 5]
     assert cluster.lost_line(node, lost, trials) == (
-        "ray: node 10.0.0.2 was lost; trial 1 re-run as trial 4; its work goes to the other nodes")
+        "ray: node 10.0.0.2 was lost; trial 1 re-run as trial 4; trial 5 re-run as trial 6; "
+        "its work goes to the other nodes")
     assert "no trial was on it" in cluster.lost_line(node, [], trials)
 
 

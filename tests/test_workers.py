@@ -110,6 +110,34 @@ def test_killed_worker_trial_is_retried_and_total_reached(pg_study):
     assert retried and retried[0].params == killed.params
 
 
+def test_a_retry_is_queued_as_its_trial_was_not_as_its_dead_run_left_it(tmp_path):
+    """A worker killed after its trial had written its end (reason, curve) but not its state:
+    the heartbeat's retry keeps the params and the attrs it was queued with, not the dead
+    run's node, reason or learning-curve artifact."""
+    from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
+
+    from hpsearch.study import storage as stores
+
+    storage = stores.open_storage(f"sqlite:///{tmp_path / 'r.db'}", heartbeat=1)
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"x": 0.25}, user_attrs={"lab_row": 3, "lab_label": "Adam, lr 0.001"})
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("node", "10.0.0.2")
+    trial.set_user_attr("reason", "pruned after epoch 1 (val acc 0.7000)")
+    curve = tmp_path / "curve.png"
+    curve.write_bytes(b"png")
+    upload_artifact(artifact_store=FileSystemArtifactStore(tmp_path), file_path=str(curve),
+                    study_or_trial=trial)
+    storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    storage.get_heartbeat_stale_trial_callback()(study, study.trials[0])
+    (failed, retry) = study.get_trials()
+    assert retry.state == TrialState.WAITING and retry.params == {"x": 0.25}
+    assert retry.system_attrs["failed_trial"] == failed.number
+    assert retry.user_attrs == {"lab_row": 3, "lab_label": "Adam, lr 0.001"}
+    assert len(get_all_artifact_meta(failed, storage=storage)) == 1
+    assert get_all_artifact_meta(retry, storage=storage) == []
+
+
 @pytest.mark.slow
 def test_sqlite_with_several_writers(tmp_path):
     url = f"sqlite:///{tmp_path}/many.db"

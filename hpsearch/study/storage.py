@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import os
@@ -185,6 +186,27 @@ def stored_setup(url: str, study_name: str) -> dict | None:
     return study.user_attrs.get("setup", {})
 
 
+# The user attrs a trial is queued with (resume.py: a lab row, the baseline; warm.py: a warm
+# start's pick). A retry keeps these; the rest was written by the failed run.
+QUEUED_ATTRS = ("lab_row", "lab_label", "baseline", "warm_start")
+# The system attrs Optuna's artifact API keeps a trial's files under (optuna.artifacts._upload).
+ARTIFACT_PREFIX = "artifacts:"
+
+
+class RetryAsQueued(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a trial its heartbeat failed, queued as the trial was: its params and
+    QUEUED_ATTRS. Optuna's own copies every attr, so the retry of a trial killed while writing
+    its end showed the dead run's node, reason and learning curve as its own (two curve
+    artifacts once it had drawn its own)."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in QUEUED_ATTRS}
+        trial.system_attrs = {k: v for k, v in trial.system_attrs.items()
+                              if not k.startswith(ARTIFACT_PREFIX)}
+        super().__call__(study, trial)
+
+
 def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
     """An RDB storage whose heartbeat lets a later run (or another worker) fail and retry the
     trial of a process that was killed mid-trial, through Optuna's own mechanism."""
@@ -201,8 +223,9 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS) -> RDBStorage:
         engine_kwargs = {"pool_pre_ping": True}
     try:
         return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace_for(heartbeat),
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+            grace_period=grace_for(heartbeat),
+            heartbeat_stale_trial_callback=RetryAsQueued(max_retry=MAX_RETRY),
         )
     except ImportError as err:
         raise UsageError(f"storage {redact(url)!r} needs a driver that is not installed ({err}); "

@@ -202,10 +202,13 @@ def quiet_ray_errors(worker_module, sink) -> None:
 
 def lost_trials(node: Node, trials) -> list:
     """The trials that were running on NODE when it was lost: still RUNNING, or failed by
-    their heartbeat (a FAIL with no reason of hpsearch's)."""
+    their heartbeat: re-run (hpsearch's own failures never are), or a FAIL with no reason of
+    hpsearch's (its retries spent). A trial killed while writing its end has a reason."""
+    again = {t.system_attrs.get("failed_trial") for t in trials}
     return [t for t in trials if t.user_attrs.get("node") == node.ip
             and (t.state.name == "RUNNING"
-                 or (t.state.name == "FAIL" and not t.user_attrs.get("reason")))]
+                 or (t.state.name == "FAIL"
+                     and (t.number in again or not t.user_attrs.get("reason"))))]
 
 
 def lost_line(node: Node, lost, trials) -> str:
