@@ -466,6 +466,34 @@ def objective_with(space, splits, deadline, predict, monkeypatch, epoch_seconds)
                                                 hooks.BudgetStop(deadline)))
 
 
+def test_confirm_time_is_re_priced_from_the_best_configurations_and_keeps_trials_back():
+    """--confirm's reserve is priced by the plan before any trial; once the study's best
+    configurations are known and dearer, the gate keeps the difference back too."""
+    _, space = lenet_space(argv=["--max-epochs", "5"])
+    study = optuna.create_study(direction="maximize")
+    dist = FloatDistribution(0, 1)
+    for number, (value, batch) in enumerate([(0.9, 64), (0.8, 256), (0.8, 256), (0.7, 512),
+                                             (0.6, 128)]):
+        cfg = dataclasses.asdict(TrainConfig(model="lenet", batch_size=batch, epochs=5))
+        status = "diverged" if batch == 128 else "completed"
+        study.add_trial(optuna.create_trial(value=value, params={"x": 0.5},
+                                            distributions={"x": dist},
+                                            user_attrs={"config": cfg, "status": status}))
+    seconds = {64: 20.0, 256: 5.0, 512: 4.0, 128: 100.0}
+    # The three best configurations (the repeat of batch 256 and the diverged trial are not
+    # among them), 3 seeds each, with the baseline and the winner's test runs at the dearest.
+    assert budgets.confirm_seconds(study, lambda cfg: seconds[cfg.batch_size]) == \
+        3 * (20 + 5 + 4 + 2 * 20)
+    assert budgets.confirm_seconds(optuna.create_study(), lambda cfg: 1.0) == 0.0
+    # 207 s to confirm, the plan kept 150: a 50 s trial no longer fits in 100 s left.
+    gate = budgets.StartGate(space, lambda cfg: 50.0, time.monotonic() + 100,
+                             lambda s: max(0.0, budgets.confirm_seconds(
+                                 s, lambda cfg: seconds[cfg.batch_size]) - 150))
+    said = gate(study)
+    assert said is not None and "(57 s more kept for --confirm)" in said, said
+    assert budgets.StartGate(space, lambda cfg: 50.0, time.monotonic() + 100)(study) is None
+
+
 def test_a_trial_the_budget_would_not_start_is_never_stored(small_splits, monkeypatch):
     opts, space = lenet_space(argv=["--max-epochs", "5"])
     study = optuna.create_study(direction="maximize")

@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from hpsearch import models
-from hpsearch.study import notes
+from hpsearch.study import notes, output
 from hpsearch.study.setup import StudySetup
 from hpsearch.engine.config import SEED_LIMIT, TrainConfig
 from hpsearch.errors import UsageError
@@ -81,21 +81,10 @@ def tied(a: Stats, b: Stats) -> bool:
 
 
 def top_candidates(study: optuna.Study, k: int) -> list[Candidate]:
-    """The K best completed trials by val accuracy, one per distinct configuration; diverged
-    and out-of-memory trials (told to the sampler at chance) are no candidates."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status", "completed") == "completed" and "config" in t.user_attrs]
-    done.sort(key=lambda t: (-t.values[0], t.number))
-    chosen, seen = [], set()
-    for t in done:
-        cfg = TrainConfig(**t.user_attrs["config"])
-        key = repr(replace(cfg, seed=0))
-        if key not in seen:
-            seen.add(key)
-            chosen.append(Candidate(f"trial {t.number}", cfg, t.values[0], t.number))
-        if len(chosen) == k:
-            break
-    return chosen
+    """The K best completed trials by val accuracy, one per distinct configuration."""
+    return [Candidate(f"trial {t.number}", TrainConfig(**t.user_attrs["config"]), t.values[0],
+                      t.number)
+            for t in output.best_configs(study, k)]
 
 
 def baseline_candidate(network: str, like: TrainConfig, max_epochs: int | None) -> Candidate:
@@ -249,6 +238,7 @@ def cost_line(study: optuna.Study, top: int, seeds: int, full: bool) -> str:
     """What confirming costs: the runs, and their seconds where the study stored a cost model."""
     from hpsearch.engine import cost as costs
     from hpsearch.engine.config import TRAIN_IMAGES
+    from hpsearch.study.plan import confirm_total
 
     setup = StudySetup.of(study)
     cands = top_candidates(study, top)
@@ -264,8 +254,7 @@ def cost_line(study: optuna.Study, top: int, seeds: int, full: bool) -> str:
     each = [costs.run_seconds(cost, c.config.epochs, n_train, val_size, c.config.batch_size,
                               c.config.augment)
             for c in cands]
-    total = seeds * (sum(each) + 2 * max(each))  # the baseline and the winner's test runs
-    return words + f", ~{fmt_seconds(total)} predicted"
+    return words + f", ~{fmt_seconds(confirm_total(each, seeds))} predicted"
 
 
 def report_lines(block: dict) -> list[str]:

@@ -19,7 +19,7 @@ from hpsearch.engine import cost as costs
 from hpsearch.study import space as spaces
 from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
-from hpsearch.study.output import COPIED, FINISHED
+from hpsearch.study.output import COPIED, FINISHED, best_configs
 from hpsearch.study.options import Extent, Fidelity, Search, Store
 from hpsearch.study.resume import at_fidelity, with_precision
 from hpsearch.study.search import choices
@@ -199,7 +199,8 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
     if extent.confirm:
         lines.append(f"  then --confirm: {plans.CONFIRM_RUNS} runs, "
                      f"~{plans.fmt_seconds(plans.confirm_seconds(True, prepared.plan))}"
-                     + (", kept out of the search's budget" if extent.budget else ""))
+                     + (", reserved from the budget (more if the study's best configurations "
+                        "prove slower)" if extent.budget else ""))
     return "\n".join(lines)
 
 
@@ -230,6 +231,17 @@ def remaining(limits) -> float | None:
     return None if limits.deadline is None else max(limits.deadline - time.monotonic(), 0.0)
 
 
+def confirm_seconds(study: optuna.Study, predict) -> float:
+    """--confirm's seconds, priced from the study as it stands: its best configurations, the
+    ones it would confirm, priced by PREDICT (the calibrated predictor); 0 before a trial has
+    completed. The plan prices them at its median trial, before any trial ran; the
+    winners of a net28 study (batch 64, the most epochs) took 1.17x that and ran the 20-minute
+    budget 1m57s over (BENCHMARKS.md)."""
+    return plans.confirm_total([predict(TrainConfig(**t.user_attrs["config"]))
+                                for t in best_configs(study, plans.CONFIRM_TOP)],
+                               plans.CONFIRM_SEEDS)
+
+
 class StartGate:
     """Whether the study's next trial can end before the budget does, decided before anything
     is stored, so that a trial the budget would not start leaves no trace in the study.
@@ -239,8 +251,10 @@ class StartGate:
     held in memory (its finished trials, the same sampler); a proposal predicted to end in
     time is queued in the study, and the trial loop's next trial runs exactly it."""
 
-    def __init__(self, space: spaces.Space, predict, deadline: float):
+    def __init__(self, space: spaces.Space, predict, deadline: float, reserve=None):
         self.space, self.predict, self.deadline = space, predict, deadline
+        # study -> seconds to keep back beyond DEADLINE (--confirm's, re-priced each time)
+        self.reserve = reserve or (lambda study: 0.0)
 
     def __call__(self, study: optuna.Study) -> str | None:
         """None: start the next trial; else why it is not started."""
@@ -251,9 +265,11 @@ class StartGate:
             params, queue = self.propose(study), True
         values = spaces.suggest(optuna.trial.FixedTrial(params), self.space)
         predicted = self.predict(TrainConfig(model=self.space.network, **values))
-        left = self.deadline - time.monotonic()
+        kept = self.reserve(study)
+        left = self.deadline - kept - time.monotonic()
         if predicted > left:
-            return f"budget: predicted {predicted:.0f} s, {max(left, 0):.0f} s left"
+            more = f" ({kept:.0f} s more kept for --confirm)" if kept > 0 else ""
+            return f"budget: predicted {predicted:.0f} s, {max(left, 0):.0f} s left{more}"
         if queue:
             study.enqueue_trial(params)
         return None

@@ -103,6 +103,24 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
         return []
 
 
+def best_configs(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The K best completed trials by their first value, one per configuration (the seed
+    aside): what --confirm re-runs. Diverged and out-of-memory trials (told to the sampler at
+    chance) are none of them."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("status", "completed") == "completed" and "config" in t.user_attrs]
+    done.sort(key=lambda t: (-t.values[0], t.number))
+    chosen, seen = [], set()
+    for t in done:
+        key = repr(sorted({**t.user_attrs["config"], "seed": 0}.items()))
+        if key not in seen:
+            seen.add(key)
+            chosen.append(t)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
 def best_phrase(study: optuna.Study) -> str:
     best = best_trials(study)
     if not best:

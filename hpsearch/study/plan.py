@@ -229,6 +229,12 @@ def confirm_seconds(confirm: bool, plan: Plan) -> float:
     return CONFIRM_RUNS * plan.per_trial[1] if confirm else 0.0
 
 
+def confirm_total(each: list[float], seeds: int) -> float:
+    """Seconds of confirming configurations whose runs take EACH seconds over SEEDS seeds:
+    theirs, then the baseline's and the winner's test runs, counted as the dearest."""
+    return seeds * (sum(each) + 2 * max(each)) if each else 0.0
+
+
 @dataclass(frozen=True)
 class _Priced:
     fidelity: Fidelity

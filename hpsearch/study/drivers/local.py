@@ -100,10 +100,20 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                           should_stop=stop,
                           hooks=trial_hooks(opts.store.url, predict, limits.deadline, live, node))
     gate = (None if limits.deadline is None else
-            budgets.StartGate(space, predict, limits.deadline))
+            budgets.StartGate(space, predict, limits.deadline,
+                              confirm_reserve(opts.extent, prepared, predict)))
     return trial_loop(opts.store, study, objective, limits, claim, stop,
                       output.Progress(tag, started, limits, prepared.plan), live, console, gate,
                       hand_back)
+
+
+def confirm_reserve(extent: Extent, prepared: budgets.Prepared, predict):
+    """study -> the seconds --confirm needs beyond what the budget's deadline already keeps
+    for it (the plan's price): re-priced from the study's best configurations so far."""
+    if not extent.confirm:
+        return None
+    kept = plans.confirm_seconds(True, prepared.plan)
+    return lambda study: max(0.0, budgets.confirm_seconds(study, predict) - kept)
 
 
 def trial_hooks(url: str, predict, deadline: float | None, live: TrialWatcher | None,
