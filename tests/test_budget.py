@@ -20,7 +20,7 @@ from hpsearch.engine.config import TrainConfig
 from hpsearch.errors import UsageError
 from hpsearch.study.objective import Objective
 from hpsearch.study import plan as plans
-from hpsearch.study import budget as budgets, hooks
+from hpsearch.study import budget as budgets, hooks, output
 from hpsearch.study.budget import calibration, deadline, spent_seconds
 from hpsearch.study.loop import Limits, run_trials
 from hpsearch.cli.study import parse
@@ -492,6 +492,12 @@ def test_confirm_time_is_re_priced_from_the_best_configurations_and_keeps_trials
     said = gate(study)
     assert said is not None and "(57 s more kept for --confirm)" in said, said
     assert budgets.StartGate(space, lambda cfg: 50.0, time.monotonic() + 100)(study) is None
+    # The trial lines' time left says the same.
+    plan = plans.Plan(None, None, (1.0, 1.0, 1.0), 1.0, 1.0, "median")
+    limits = Limits(None, None, None, time.monotonic() + 100)
+    assert output.Progress("", time.monotonic(), limits, plan).left(study) > 99
+    assert 42 < output.Progress("", time.monotonic(), limits, plan, reserve=gate.reserve).left(
+        study) <= 43
 
 
 def test_a_trial_the_budget_would_not_start_is_never_stored(small_splits, monkeypatch):

@@ -65,9 +65,12 @@ class Progress:
     """Trial lines with the run's elapsed time and its predicted time left: from the budget
     when there is one, else from the trials still to run times the plan's mean trial."""
 
-    def __init__(self, tag: str, started: float, limits, plan, workers: int = 1):
+    def __init__(self, tag: str, started: float, limits, plan, workers: int = 1,
+                 reserve=None):
         self.tag, self.started, self.limits, self.plan = tag, started, limits, plan
         self.workers = workers  # running side by side: the trials left take 1/workers as long
+        # study -> seconds the budget keeps back beyond its deadline (budget.StartGate's)
+        self.reserve = reserve or (lambda study: 0.0)
         self.reported = 0
 
     def elapsed(self) -> str:
@@ -82,7 +85,7 @@ class Progress:
             finished = finished_here(study.get_trials(deepcopy=False))
             estimates.append(max(limits.total - finished, 0) * share)
         if limits.deadline is not None:
-            estimates.append(max(limits.deadline - time.monotonic(), 0.0))
+            estimates.append(max(limits.deadline - self.reserve(study) - time.monotonic(), 0.0))
         return min(estimates) if estimates else None
 
     def left_phrase(self, study: optuna.Study) -> str:

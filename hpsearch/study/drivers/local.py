@@ -99,12 +99,12 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
                           (lambda line: console.say(f"    {tag}{line}")),
                           should_stop=stop,
                           hooks=trial_hooks(opts.store.url, predict, limits.deadline, live, node))
+    reserve = confirm_reserve(opts.extent, prepared, predict)
     gate = (None if limits.deadline is None else
-            budgets.StartGate(space, predict, limits.deadline,
-                              confirm_reserve(opts.extent, prepared, predict)))
-    return trial_loop(opts.store, study, objective, limits, claim, stop,
-                      output.Progress(tag, started, limits, prepared.plan), live, console, gate,
-                      hand_back)
+            budgets.StartGate(space, predict, limits.deadline, reserve))
+    progress = output.Progress(tag, started, limits, prepared.plan, reserve=reserve)
+    return trial_loop(opts.store, study, objective, limits, claim, stop, progress, live, console,
+                      gate, hand_back)
 
 
 def confirm_reserve(extent: Extent, prepared: budgets.Prepared, predict):
