@@ -9,7 +9,8 @@ from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.study.output import WARM_START
-from hpsearch.study.pruners import EpochMedianPruner, epoch_budget
+from hpsearch.study.output import epoch_budget
+from hpsearch.study.pruners import EpochMedianPruner
 from hpsearch.study.search import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -19,6 +19,7 @@ from hpsearch.engine import cost as costs
 from hpsearch.study import space as spaces
 from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
+from hpsearch.study import output
 from hpsearch.study.output import COPIED, FINISHED, best_configs
 from hpsearch.study.options import Extent, Fidelity, Search, Store
 from hpsearch.study.resume import at_fidelity, with_precision
@@ -182,13 +183,18 @@ def calibration(study: optuna.Study, model) -> float:
     return min(max(statistics.median(ratios), low), high)
 
 
-def plan_text(prepared: Prepared, device: torch.device, remaining: float | None) -> str:
+def plan_text(prepared: Prepared, device: torch.device, remaining: float | None,
+              study: optuna.Study | None = None) -> str:
+    """The plan, and for a STUDY that has run trials, what they took (a resumed study)."""
     lines = plans.plan_lines(prepared.plan, str(device), prepared.space.fixed["precision"])
     lines += timing_notes(prepared.cost)
+    trials = [] if study is None else study.get_trials(deepcopy=False)
+    lines += so_far(trials)
     extent = prepared.extent
     if extent.budget is not None:
         left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"
-        fits = prepared.plan.trials_in(extent.budget if remaining is None else remaining)
+        fits = int((extent.budget if remaining is None else remaining)
+                   / output.trial_seconds(trials, prepared.plan))
         lines.append(f"  budget {plans.fmt_seconds(extent.budget)}{left}: about {fits} trials "
                      f"at this fidelity")
     else:
@@ -202,6 +208,18 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None)
                      + (", reserved from the budget (more if the study's best configurations "
                         "prove slower)" if extent.budget else ""))
     return "\n".join(lines)
+
+
+def so_far(trials: list) -> list[str]:
+    """What the trials a study has run took: a trial on average, and the pruner's share."""
+    own = output.run_here(trials)
+    if not own:
+        return []
+    mean = statistics.fmean(t.duration.total_seconds() for t in own)
+    share = output.pruned_share(trials)
+    pruned = ("" if share is None else
+              f"; pruning took {share:.0%} of the seconds they would have taken unpruned")
+    return [f"  so far: {len(own)} trials, {plans.fmt_seconds(mean)} each on average{pruned}"]
 
 
 def timing_notes(cost: costs.StepCost) -> list[str]:

@@ -15,6 +15,7 @@ from hpsearch.study import space as spaces
 from hpsearch.engine.config import CHANCE, TrainConfig
 from hpsearch.errors import TrialEnded
 from hpsearch.engine.train import EpochRecord, RunResult, train
+from hpsearch.study.output import PRUNED_REASON
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 RUN_ATTRS = ("total_loss", "total_acc", "final_val_acc", "best_val_acc", "train_seconds",
@@ -107,7 +108,7 @@ class Objective:
                 return None
             stop = next((r for r in reasons if r is not None), None)
             if stop is None and not self.two_objectives and trial.should_prune():
-                stop = f"pruned after epoch {record.epoch} (val acc {record.val_acc:.4f})"
+                stop = f"{PRUNED_REASON} {record.epoch} (val acc {record.val_acc:.4f})"
             return stop
 
         return on_epoch

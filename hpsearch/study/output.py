@@ -15,12 +15,62 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # the sampler and the pruner, but this study did not run it.
 COPIED = "copied_from"
 WARM_START = "warm_start"  # the study's user attr: what its warm start did (study/warm.py)
+# How the reason of a trial its pruner stopped begins (a budget's stop says "budget: ...").
+PRUNED_REASON = "pruned after epoch"
 # How a queued best moved to the most epochs a trial trains here says so (study/warm.py).
 PROMOTED = "(the longest here)"
 
 from hpsearch.study import storage as stores
 from hpsearch.units import fmt_seconds
 from hpsearch.errors import TrialEnded
+
+
+def epoch_budget(trial: FrozenTrial) -> int | None:
+    """The epochs TRIAL was given: its epochs parameter, else its stored config's."""
+    if "epochs" in trial.params:
+        return int(trial.params["epochs"])
+    return trial.user_attrs.get("config", {}).get("epochs")
+
+
+def run_here(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials the study ran itself (not a warm start's copies), with a duration."""
+    return [t for t in trials if t.state in FINISHED and COPIED not in t.user_attrs
+            and t.duration is not None]
+
+
+def pruned_share(trials: list[FrozenTrial]) -> float | None:
+    """Seconds the study's own finished trials took over the seconds they would have taken
+    unpruned, a trial its pruner stopped scaled by the epochs it was given over those it
+    trained (one the budget stopped would not have run on); None when it pruned none. The plan assumes one share per pruner; a study's own
+    differs: net28's 20-minute studies spent 0.50 and 0.72 where the plan counted 0.60,
+    lenet's 3-epoch ones 0.98 against 0.80 (BENCHMARKS.md)."""
+    spent = unpruned = 0.0
+    pruned = False
+    for t in run_here(trials):
+        seconds = t.duration.total_seconds()
+        given, trained = epoch_budget(t), max(t.intermediate_values, default=0)
+        if (t.state == TrialState.PRUNED and given and 0 < trained < given
+                and t.user_attrs.get("reason", "").startswith(PRUNED_REASON)):
+            pruned = True
+            unpruned += seconds * given / trained
+        else:
+            unpruned += seconds
+        spent += seconds
+    return spent / unpruned if pruned and unpruned > 0 else None
+
+
+PLAN_WEIGHT = 4  # the plan's mean trial counts as this many of the study's own trials
+
+
+def trial_seconds(trials: list[FrozenTrial], plan) -> float:
+    """Seconds the study's next trial will take, pruned or not, on average: the PLAN's mean
+    trial after its pruner's saving, weighed as PLAN_WEIGHT trials against the mean of the
+    trials the study has run. Its own trials carry what the plan could only assume: the
+    pruner's share of this study, the configurations its sampler favours, this machine's
+    pace."""
+    own = [t.duration.total_seconds() for t in run_here(trials)]
+    prior = plan.mean_trial * plan.pruned_share
+    return (PLAN_WEIGHT * prior + sum(own)) / (PLAN_WEIGHT + len(own))
 
 
 def finished_here(trials: list[FrozenTrial]) -> int:
@@ -63,7 +113,8 @@ def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
 
 class Progress:
     """Trial lines with the run's elapsed time and its predicted time left: from the budget
-    when there is one, else from the trials still to run times the plan's mean trial."""
+    when there is one, else from the trials still to run times a trial's seconds as the
+    plan and the study's own trials say (trial_seconds)."""
 
     def __init__(self, tag: str, started: float, limits, plan, workers: int = 1,
                  reserve=None):
@@ -78,12 +129,12 @@ class Progress:
 
     def left(self, study: optuna.Study) -> float | None:
         limits, estimates = self.limits, []
-        share = self.plan.mean_trial * self.plan.pruned_share / self.workers
+        trials = study.get_trials(deepcopy=False)
+        each = trial_seconds(trials, self.plan) / self.workers
         if limits.trials is not None:
-            estimates.append(max(limits.trials - self.reported, 0) * share)
+            estimates.append(max(limits.trials - self.reported, 0) * each)
         if limits.total is not None:
-            finished = finished_here(study.get_trials(deepcopy=False))
-            estimates.append(max(limits.total - finished, 0) * share)
+            estimates.append(max(limits.total - finished_here(trials), 0) * each)
         if limits.deadline is not None:
             estimates.append(max(limits.deadline - self.reserve(study) - time.monotonic(), 0.0))
         return min(estimates) if estimates else None
@@ -145,6 +196,10 @@ def summary(study: optuna.Study, url: str) -> str:
     lines = [f"study {study.study_name!r}: " +
              ", ".join(f"{n} {k}" for k, n in counts.items() if n) +
              (f" ({copied} of them copied by its warm start)" if copied else "")]
+    share = pruned_share(trials)
+    if share is not None:
+        lines.append(f"pruning: its trials took {share:.0%} of the seconds they would have "
+                     f"taken unpruned")
     best = best_trials(study)
     for t in best if len(study.directions) > 1 else best[:1]:
         values = ", ".join(f"{v:.4f}" for v in t.values)

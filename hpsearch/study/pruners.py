@@ -17,14 +17,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.study.output import WARM_START
-
-
-def epoch_budget(trial: FrozenTrial) -> int | None:
-    """The epochs TRIAL was given: its epochs parameter, else its stored config's."""
-    if "epochs" in trial.params:
-        return int(trial.params["epochs"])
-    return trial.user_attrs.get("config", {}).get("epochs")
+from hpsearch.study.output import WARM_START, epoch_budget
 
 
 class EpochMedianPruner(optuna.pruners.BasePruner):

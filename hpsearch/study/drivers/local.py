@@ -88,7 +88,7 @@ def run_worker(opts: StudyOptions, raw: spaces.Space, storage, stop: StopFlag,
     study, claim, limits = open_for_run(opts, prepared, storage, device, started)
     tag = f"[{opts.tag}] " if opts.tag else ""
     if not opts.tag:  # a worker's parent printed the plan
-        console.say(budgets.plan_text(prepared, device, budgets.remaining(limits)))
+        console.say(budgets.plan_text(prepared, device, budgets.remaining(limits), study))
     if opts.search.warm_start and not opts.tag:
         console.say(output.warm_start_line(study.user_attrs[output.WARM_START]))
     console.say(tag + start_line(opts.store.url, study, space, limits, device, splits))
