@@ -193,8 +193,7 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None,
     extent = prepared.extent
     if extent.budget is not None:
         left = "" if remaining is None else f", {plans.fmt_seconds(remaining)} of it left"
-        fits = int((extent.budget if remaining is None else remaining)
-                   / output.trial_seconds(trials, prepared.plan))
+        fits = prepared.plan.trials_in(extent.budget if remaining is None else remaining)
         lines.append(f"  budget {plans.fmt_seconds(extent.budget)}{left}: about {fits} trials "
                      f"at this fidelity")
     else:

@@ -41,9 +41,10 @@ def run_here(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def pruned_share(trials: list[FrozenTrial]) -> float | None:
     """Seconds the study's own finished trials took over the seconds they would have taken
     unpruned, a trial its pruner stopped scaled by the epochs it was given over those it
-    trained (one the budget stopped would not have run on); None when it pruned none. The plan assumes one share per pruner; a study's own
-    differs: net28's 20-minute studies spent 0.50 and 0.72 where the plan counted 0.60,
-    lenet's 3-epoch ones 0.98 against 0.80 (BENCHMARKS.md)."""
+    trained (one the budget stopped would not have run on); None when it pruned none. The
+    plan assumes one share per pruner; a study's own differs: 0.50 and 0.72 for net28's
+    20-minute studies and 0.59 for resnet's hour where the plan counted 0.60, 0.96-0.98 for
+    lenet's 3-epoch trials where it counted 0.80 (BENCHMARKS.md)."""
     spent = unpruned = 0.0
     pruned = False
     for t in run_here(trials):
@@ -57,20 +58,6 @@ def pruned_share(trials: list[FrozenTrial]) -> float | None:
             unpruned += seconds
         spent += seconds
     return spent / unpruned if pruned and unpruned > 0 else None
-
-
-PLAN_WEIGHT = 4  # the plan's mean trial counts as this many of the study's own trials
-
-
-def trial_seconds(trials: list[FrozenTrial], plan) -> float:
-    """Seconds the study's next trial will take, pruned or not, on average: the PLAN's mean
-    trial after its pruner's saving, weighed as PLAN_WEIGHT trials against the mean of the
-    trials the study has run. Its own trials carry what the plan could only assume: the
-    pruner's share of this study, the configurations its sampler favours, this machine's
-    pace."""
-    own = [t.duration.total_seconds() for t in run_here(trials)]
-    prior = plan.mean_trial * plan.pruned_share
-    return (PLAN_WEIGHT * prior + sum(own)) / (PLAN_WEIGHT + len(own))
 
 
 def finished_here(trials: list[FrozenTrial]) -> int:
@@ -113,8 +100,10 @@ def trial_line(study: optuna.Study, t: FrozenTrial) -> str:
 
 class Progress:
     """Trial lines with the run's elapsed time and its predicted time left: from the budget
-    when there is one, else from the trials still to run times a trial's seconds as the
-    plan and the study's own trials say (trial_seconds)."""
+    when there is one, else from the trials still to run times the plan's mean trial. The
+    plan's, not the study's own trials so far: its first trials (the baseline, the start-up
+    trials the pruner cannot judge) are dearer than the rest, and replayed over five studies
+    an estimate leaning on them was no better than the plan's (BENCHMARKS.md)."""
 
     def __init__(self, tag: str, started: float, limits, plan, workers: int = 1,
                  reserve=None):
@@ -129,12 +118,12 @@ class Progress:
 
     def left(self, study: optuna.Study) -> float | None:
         limits, estimates = self.limits, []
-        trials = study.get_trials(deepcopy=False)
-        each = trial_seconds(trials, self.plan) / self.workers
+        share = self.plan.mean_trial * self.plan.pruned_share / self.workers
         if limits.trials is not None:
-            estimates.append(max(limits.trials - self.reported, 0) * each)
+            estimates.append(max(limits.trials - self.reported, 0) * share)
         if limits.total is not None:
-            estimates.append(max(limits.total - finished_here(trials), 0) * each)
+            finished = finished_here(study.get_trials(deepcopy=False))
+            estimates.append(max(limits.total - finished, 0) * share)
         if limits.deadline is not None:
             estimates.append(max(limits.deadline - self.reserve(study) - time.monotonic(), 0.0))
         return min(estimates) if estimates else None
