@@ -9,7 +9,7 @@ pruned share. Rules: "plan", PRIOR each (what the trial lines use); "own mean", 
 as WEIGHT trials against the mean of the trials so far; "pruned share", the plan's unpruned
 mean times the share that trials past the first SKIP (which the pruner cannot judge) kept of
 their predicted seconds (user attr predicted_s), weighed against SHARE as WEIGHT trials.
-BENCHMARKS.md ("Time left") has what it printed."""
+BENCHMARKS.md ("The pruner's saving per study, and the time left") has what it printed."""
 
 from __future__ import annotations
 
