@@ -19,8 +19,7 @@ from hpsearch.engine import cost as costs
 from hpsearch.study import space as spaces
 from hpsearch.engine.config import TrainConfig
 from hpsearch.study import plan as plans
-from hpsearch.study import output
-from hpsearch.study.output import COPIED, FINISHED, best_configs
+from hpsearch.study.output import COPIED, FINISHED, best_configs, pruned_share, run_here
 from hpsearch.study.options import Extent, Fidelity, Search, Store
 from hpsearch.study.resume import at_fidelity, with_precision
 from hpsearch.study.search import choices
@@ -211,11 +210,11 @@ def plan_text(prepared: Prepared, device: torch.device, remaining: float | None,
 
 def so_far(trials: list) -> list[str]:
     """What the trials a study has run took: a trial on average, and the pruner's share."""
-    own = output.run_here(trials)
+    own = run_here(trials)
     if not own:
         return []
     mean = statistics.fmean(t.duration.total_seconds() for t in own)
-    share = output.pruned_share(trials)
+    share = pruned_share(trials)
     pruned = ("" if share is None else
               f"; pruning took {share:.0%} of the seconds they would have taken unpruned")
     return [f"  so far: {len(own)} trials, {plans.fmt_seconds(mean)} each on average{pruned}"]
