@@ -59,6 +59,13 @@ NET28_VARIANTS = VARIANTS[:2] + (
     ("linear + crop-flip + smoothing 0.1", {"schedule": "linear", "augment": "crop-flip",
                                             "label_smoothing": 0.1}),
 )
+# resnet's space already decays (cosine), so its base is the 1-hour study's winner as found
+# (cosine), and what it is shown are the knobs that space lacks.
+RESNET_VARIANTS = (
+    ("base (cosine)", {}),
+    ("label smoothing 0.1", {"label_smoothing": 0.1}),
+    ("flip", {"augment": "flip"}),
+)
 # Good configurations found by earlier studies (BENCHMARKS.md), at the fidelity the budgeted
 # study of each picked on a 2-core CPU: lenet --budget 10m and net28 --budget 20m both chose
 # all 50,000 training images.
@@ -67,6 +74,12 @@ CASES = (
                                   epochs=15), None, 10_000, VARIANTS),
     KnobCase(TrainConfig(model="net28", optimizer="adam", lr=0.001, batch_size=128,
                                   epochs=8), None, 10_000, NET28_VARIANTS),
+    # resnet --budget 1h: the winner of session 18's study (momentum SGD, cosine), at the
+    # fidelity the budget picks on a CPU with AVX512-BF16 and no AMX (all 50,000 images at
+    # 32x32, 3 epochs; with AMX it picks 10,000 at 96x96, where one epoch takes 3 minutes here).
+    KnobCase(TrainConfig(model="resnet", optimizer="momentum", lr=0.0335, momentum=0.869,
+                         weight_decay=1.8e-4, schedule="cosine", batch_size=64, epochs=3,
+                         resize=32), None, 10_000, RESNET_VARIANTS),
 )
 TINY = (KnobCase(TrainConfig(model="lenet", optimizer="adam", lr=0.005, batch_size=64,
                              epochs=1), 500, 200, VARIANTS[:3]),)
