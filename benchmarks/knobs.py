@@ -76,7 +76,7 @@ CASES = (
                                   epochs=8), None, 10_000, NET28_VARIANTS),
     # resnet --budget 1h: the winner of session 18's study (momentum SGD, cosine), at the
     # fidelity the budget picks on a CPU with AVX512-BF16 and no AMX (all 50,000 images at
-    # 32x32, 3 epochs; with AMX it picks 10,000 at 96x96, where one epoch takes 3 minutes here).
+    # 32x32, 3 epochs; with AMX it picks 10,000 at 96x96, where an epoch took 3 minutes without).
     KnobCase(TrainConfig(model="resnet", optimizer="momentum", lr=0.0335, momentum=0.869,
                          weight_decay=1.8e-4, schedule="cosine", batch_size=64, epochs=3,
                          resize=32), None, 10_000, RESNET_VARIANTS),
