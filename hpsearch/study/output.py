@@ -118,12 +118,13 @@ class Progress:
 
     def left(self, study: optuna.Study) -> float | None:
         limits, estimates = self.limits, []
-        share = self.plan.mean_trial * self.plan.pruned_share / self.workers
+        # Seconds each trial still to run adds, its workers sharing them.
+        each = self.plan.mean_trial * self.plan.pruned_share / self.workers
         if limits.trials is not None:
-            estimates.append(max(limits.trials - self.reported, 0) * share)
+            estimates.append(max(limits.trials - self.reported, 0) * each)
         if limits.total is not None:
             finished = finished_here(study.get_trials(deepcopy=False))
-            estimates.append(max(limits.total - finished, 0) * share)
+            estimates.append(max(limits.total - finished, 0) * each)
         if limits.deadline is not None:
             estimates.append(max(limits.deadline - self.reserve(study) - time.monotonic(), 0.0))
         return min(estimates) if estimates else None
